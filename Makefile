@@ -1,0 +1,55 @@
+# logstream developer entrypoints. Two that matter:
+#   make run   - bootstrap if needed, start Kafka + local Airflow, print where to look
+#   make test  - bootstrap if needed, lint, run the whole test suite
+SHELL := /bin/bash
+UV_VERSION := 0.13.8
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+
+.PHONY: setup venv jars test lint format run down lock clean bench
+
+setup: venv jars
+
+$(UV):
+	python3 -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+# the venv is rebuilt from the committed lock whenever the lock changes
+$(VENV)/.synced: uv.lock pyproject.toml | $(UV)
+	$(UV) sync --frozen --python python3
+	@touch $@
+
+venv: $(VENV)/.synced
+
+jars: venv
+	$(BIN)/logstream jars fetch
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: venv
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: setup lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+run: setup
+	$(BIN)/logstream up
+
+down: venv
+	$(BIN)/logstream down
+
+# re-resolve after editing pyproject.toml; commit uv.lock and requirements.txt
+lock: | $(UV)
+	$(UV) lock
+	$(UV) export --frozen --no-hashes --no-dev --no-emit-project -o requirements.txt
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .cache .local

@@ -1,0 +1,123 @@
+"""The embedded local Airflow: environment, one-time setup, and a detached ``airflow standalone``.
+
+Everything lives under ``<state_dir>/airflow`` (git-ignored): SQLite metadata DB, logs, the
+generated admin password. The DAGs folder is the checkout's ``dags/``. The docker-compose stack
+uses the same DAGs with Postgres instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from logstream.config import PROJECT_ROOT, Settings
+from logstream.errors import ServiceError
+from logstream.kafka.broker import find_java, port_open
+
+ADMIN_USER = "logstream"
+
+
+def airflow_env(settings: Settings) -> dict[str, str]:
+    """Environment variables that configure Airflow for local use (no airflow.cfg edits)."""
+    home = settings.airflow_home
+    venv_bin = Path(sys.executable).parent
+    java_home = os.environ.get("JAVA_HOME") or str(Path(find_java()).resolve().parents[1])
+    return {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": "8",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        # SimpleAuthManager: "user:role"; the password is generated into AIRFLOW_HOME
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(settings.airflow_port),
+        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{settings.airflow_port}",
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+        "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps(
+            {"conn_type": "spark", "host": settings.spark_master}
+        ),
+        # the spark provider runs spark-submit from PATH and needs JAVA_HOME
+        "JAVA_HOME": java_home,
+        "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
+        "LOGSTREAM_STATE_DIR": str(settings.state_dir),
+    }
+
+
+def password_file(settings: Settings) -> Path:
+    return settings.airflow_home / "simple_auth_manager_passwords.json.generated"
+
+
+def _pid_file(settings: Settings) -> Path:
+    return settings.airflow_home / "standalone.pid"
+
+
+def start_standalone(settings: Settings, timeout: float = 240.0) -> str:
+    """Start ``airflow standalone`` detached (idempotent); return the UI address once it answers."""
+    url = f"http://127.0.0.1:{settings.airflow_port}"
+    if running_pid(settings) is not None and port_open("127.0.0.1", settings.airflow_port):
+        return url
+    if port_open("127.0.0.1", settings.airflow_port):
+        raise ServiceError(
+            f"port {settings.airflow_port} is taken by another process; stop it or set "
+            "LOGSTREAM_AIRFLOW_PORT"
+        )
+    settings.airflow_home.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, **airflow_env(settings)}
+    airflow = str(Path(sys.executable).parent / "airflow")
+    log_file = settings.airflow_home / "standalone.log"
+    with open(log_file, "ab") as out:
+        process = subprocess.Popen(
+            [airflow, "standalone"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=PROJECT_ROOT,
+        )
+    _pid_file(settings).write_text(str(process.pid))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ServiceError(
+                f"airflow standalone exited with code {process.returncode}; see {log_file}"
+            )
+        if port_open("127.0.0.1", settings.airflow_port) and password_file(settings).exists():
+            return url
+        time.sleep(1.0)
+    raise ServiceError(f"Airflow did not answer on {url} within {timeout:.0f}s; see {log_file}")
+
+
+def running_pid(settings: Settings) -> int | None:
+    try:
+        pid = int(_pid_file(settings).read_text().strip())
+        os.kill(pid, 0)
+    except (FileNotFoundError, ValueError, ProcessLookupError):
+        return None
+    return pid
+
+
+def stop_standalone(settings: Settings, timeout: float = 60.0) -> bool:
+    """Stop the detached standalone process group. Returns False if it was not running."""
+    pid = running_pid(settings)
+    if pid is None:
+        return False
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and running_pid(settings) is not None:
+        time.sleep(0.5)
+    if running_pid(settings) is not None:
+        os.killpg(pid, signal.SIGKILL)
+    _pid_file(settings).unlink(missing_ok=True)
+    return True

@@ -1,0 +1,162 @@
+"""One typed settings object for every entrypoint.
+
+Values come, in increasing priority, from the defaults below (which work on a laptop), an optional
+YAML file (``LOGSTREAM_CONFIG`` or an explicit path) and environment variables named
+``LOGSTREAM_<FIELD>`` (for example ``LOGSTREAM_KAFKA_PORT=19092``). Jobs receive their settings as
+command-line arguments; they never read Airflow Variables.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from logstream.errors import ConfigError
+
+#: The checkout this package lives in (``include/logstream`` -> repo root).
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+ENV_PREFIX = "LOGSTREAM_"
+
+
+def _state_dir() -> Path:
+    return Path(os.environ.get("LOGSTREAM_STATE_DIR", PROJECT_ROOT / ".local"))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Runtime configuration. Paths may be local folders or Hadoop-compatible URIs where noted."""
+
+    # local state: broker data, Airflow home, status files (git-ignored)
+    state_dir: Path = field(default_factory=_state_dir)
+    # Maven-fetched jars (Kafka broker, Spark's Kafka connector)
+    jars_dir: Path = field(default_factory=lambda: PROJECT_ROOT / ".cache" / "jars")
+
+    # Kafka
+    kafka_host: str = "127.0.0.1"
+    kafka_port: int = 9092
+    kafka_controller_port: int = 9093
+    kafka_heap: str = "512m"
+    logs_topic: str = "logs"
+    user_events_topic: str = "user-events"
+    topic_partitions: int = 3
+
+    # Spark
+    spark_master: str = "local[*]"
+    spark_driver_memory: str = "2g"
+    shuffle_partitions: int = 4
+    # Python for the driver and executors under spark-submit; empty = this interpreter
+    pyspark_python: str = ""
+    spark_ui: bool = False
+
+    # Tables and checkpoints: a local path or any Hadoop-compatible URI (s3a://, hdfs://, ...)
+    data_root: str = ""
+    checkpoint_root: str = ""
+
+    # Airflow (embedded local default)
+    airflow_port: int = 8080
+
+    def __post_init__(self) -> None:
+        if not self.data_root:
+            object.__setattr__(self, "data_root", str(self.state_dir / "data"))
+        if not self.checkpoint_root:
+            object.__setattr__(self, "checkpoint_root", str(self.state_dir / "checkpoints"))
+        for name in ("kafka_port", "kafka_controller_port", "airflow_port"):
+            port = getattr(self, name)
+            if not 0 < port < 65536:
+                raise ConfigError(
+                    f"{name}={port} is not a TCP port; set {ENV_PREFIX}{name.upper()}"
+                )
+        if self.topic_partitions < 1:
+            raise ConfigError(
+                f"topic_partitions={self.topic_partitions} must be >= 1; "
+                f"set {ENV_PREFIX}TOPIC_PARTITIONS"
+            )
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"{self.kafka_host}:{self.kafka_port}"
+
+    @property
+    def kafka_data_dir(self) -> Path:
+        return self.state_dir / "kafka"
+
+    @property
+    def airflow_home(self) -> Path:
+        return self.state_dir / "airflow"
+
+    @classmethod
+    def load(
+        cls,
+        yaml_path: str | Path | None = None,
+        env: Mapping[str, str] | None = None,
+        **overrides: Any,
+    ) -> Settings:
+        """Build settings from defaults, an optional YAML file, the environment and overrides."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        yaml_path = yaml_path or env.get(f"{ENV_PREFIX}CONFIG")
+        if yaml_path:
+            values.update(_read_yaml(Path(yaml_path)))
+        known = {f.name: f for f in fields(cls)}
+        for name in known:
+            raw = env.get(f"{ENV_PREFIX}{name.upper()}")
+            if raw is not None:
+                values[name] = raw
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ConfigError(
+                f"unknown setting(s) {', '.join(unknown)}; known settings: {', '.join(known)}"
+            )
+        hints = typing.get_type_hints(cls)
+        coerced = {name: _coerce(name, value, hints[name]) for name, value in values.items()}
+        return cls(**coerced)
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist; fix LOGSTREAM_CONFIG") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of setting: value")
+    return data
+
+
+def _coerce(name: str, value: Any, hint: Any) -> Any:
+    """Turn a YAML or environment value into the field's declared type."""
+    target = hint
+    if isinstance(hint, types.UnionType):
+        target = next(arg for arg in typing.get_args(hint) if arg is not type(None))
+    try:
+        if target is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in {"1", "true", "yes", "on"}:
+                return True
+            if text in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(value)
+        if target is Path:
+            return Path(value).expanduser()
+        if target in (int, float, str):
+            return target(value)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"setting {name}={value!r} is not a valid {getattr(target, '__name__', target)}"
+        ) from None
+    return value

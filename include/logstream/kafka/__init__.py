@@ -1,0 +1,1 @@
+"""Kafka: a local KRaft broker for development and tests, and topic administration."""

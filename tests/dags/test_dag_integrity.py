@@ -1,0 +1,32 @@
+"""Every DAG file imports cleanly and follows the house rules (tags, retries, docs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+DAGS_FOLDER = Path(__file__).resolve().parents[2] / "dags"
+
+
+@pytest.fixture(scope="module")
+def dag_bag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(DAGS_FOLDER))
+
+
+def test_dag_files_import_without_errors(dag_bag):
+    assert dag_bag.import_errors == {}
+    dag_files = {path.stem for path in DAGS_FOLDER.glob("*.py") if not path.name.startswith("_")}
+    # one DAG per file, file name = dag_id
+    assert set(dag_bag.dag_ids) == dag_files
+    assert "log_stream_supervisor" in dag_bag.dag_ids
+
+
+def test_every_dag_has_tags_retries_and_docs(dag_bag):
+    for dag_id, dag in dag_bag.dags.items():
+        assert dag.tags, f"{dag_id} has no tags"
+        assert dag.doc_md and len(dag.doc_md) > 100, f"{dag_id} lacks doc_md"
+        for task in dag.tasks:
+            assert task.retries >= 2, f"{dag_id}.{task.task_id} has retries={task.retries}"

@@ -1,0 +1,78 @@
+"""`logstream kafka ...` as an operator meets it: clear status, clear errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from tests.conftest import free_port
+
+
+def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "logstream.cli", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_status_reports_a_stopped_broker(tmp_path):
+    port = free_port()
+    env = {"LOGSTREAM_STATE_DIR": str(tmp_path), "LOGSTREAM_KAFKA_PORT": str(port)}
+    result = run_cli("kafka", "status", env=env)
+    assert result.returncode == 3
+    assert f"kafka: stopped (nothing listening at 127.0.0.1:{port}" in result.stdout
+    assert "logstream kafka start" in result.stdout
+
+
+def test_start_without_jars_says_how_to_fix_it(tmp_path):
+    env = {
+        "LOGSTREAM_STATE_DIR": str(tmp_path / "state"),
+        "LOGSTREAM_JARS_DIR": str(tmp_path / "no-jars"),
+        "LOGSTREAM_KAFKA_PORT": str(free_port()),
+        "LOGSTREAM_KAFKA_CONTROLLER_PORT": str(free_port()),
+    }
+    result = run_cli("kafka", "start", env=env)
+    assert result.returncode == 2
+    assert "kafka-broker jars are missing" in result.stderr
+    assert "make jars" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_start_without_java_says_how_to_fix_it(tmp_path):
+    env = {
+        "LOGSTREAM_STATE_DIR": str(tmp_path / "state"),
+        "LOGSTREAM_KAFKA_PORT": str(free_port()),
+        "JAVA_HOME": "",
+        "PATH": os.path.dirname(sys.executable),  # the venv only: no java
+    }
+    result = run_cli("kafka", "start", env=env)
+    assert result.returncode == 2
+    assert "Java is not installed" in result.stderr
+    assert "JAVA_HOME" in result.stderr
+
+
+def test_start_stop_cycle_keeps_topics(tmp_path):
+    env = {
+        "LOGSTREAM_STATE_DIR": str(tmp_path),
+        "LOGSTREAM_KAFKA_PORT": str(free_port()),
+        "LOGSTREAM_KAFKA_CONTROLLER_PORT": str(free_port()),
+    }
+    try:
+        started = run_cli("kafka", "start", env=env)
+        assert started.returncode == 0, started.stderr
+        assert "created topics logs, user-events (3 partitions)" in started.stdout
+        assert run_cli("kafka", "status", env=env).returncode == 0
+        assert (tmp_path / "kafka" / "logs" / "server.log").stat().st_size > 0
+        assert "was not running" not in run_cli("kafka", "stop", env=env).stdout
+        assert run_cli("kafka", "status", env=env).returncode == 3
+        # second start reuses the formatted storage: topics are still there
+        restarted = run_cli("kafka", "start", env=env)
+        assert restarted.returncode == 0, restarted.stderr
+        assert "created topics" not in restarted.stdout
+    finally:
+        run_cli("kafka", "stop", env=env)

@@ -48,6 +48,14 @@ class Settings:
     user_events_topic: str = "user-events"
     topic_partitions: int = 3
 
+    # Parsing and validation (SPEC §3)
+    parse_format: str = "auto"  # auto | json | apache | nginx
+    max_record_bytes: int = 65_536  # larger payloads are quarantined as "oversized"
+    raw_bytes_kept: int = 4_096  # quarantine keeps at most this many bytes of the payload
+    timestamp_max_past_s: int = 7 * 86_400  # bounds relative to the Kafka timestamp
+    timestamp_max_future_s: int = 3_600
+    default_service: str = "web"  # access-log service when the Kafka key is empty
+
     # Spark
     spark_master: str = "local[*]"
     spark_driver_memory: str = "2g"
@@ -74,6 +82,10 @@ class Settings:
                 raise ConfigError(
                     f"{name}={port} is not a TCP port; set {ENV_PREFIX}{name.upper()}"
                 )
+        if self.parse_format not in {"auto", "json", "apache", "nginx"}:
+            raise ConfigError(
+                f"parse_format={self.parse_format!r} must be one of auto, json, apache, nginx"
+            )
         if self.topic_partitions < 1:
             raise ConfigError(
                 f"topic_partitions={self.topic_partitions} must be >= 1; "

@@ -9,6 +9,7 @@ command-line arguments; they never read Airflow Variables.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import types
 import typing
@@ -44,6 +45,8 @@ class Settings:
     kafka_port: int = 9092
     kafka_controller_port: int = 9093
     kafka_heap: str = "512m"
+    # bootstrap servers of an external cluster; empty = the local broker at kafka_host:kafka_port
+    kafka_bootstrap_servers: str = ""
     logs_topic: str = "logs"
     user_events_topic: str = "user-events"
     topic_partitions: int = 3
@@ -68,6 +71,18 @@ class Settings:
     data_root: str = ""
     checkpoint_root: str = ""
 
+    # Streaming job
+    trigger_interval: str = "2 seconds"
+    max_offsets_per_trigger: int = 500_000
+    starting_offsets: str = "earliest"  # where a NEW checkpoint starts reading Kafka
+    status_dir: str = ""  # per-query status files (default <state_dir>/status)
+    metrics_port: int = 0  # Prometheus on 127.0.0.1:<port>; 0 = off
+    alert_sink: str = "log"  # "log", "jsonl:/path/alerts.jsonl", comma-separated
+    # per metric family: {"error_rate": {"window": "2 minutes", "delay": "5 minutes"}}
+    windows: dict = field(default_factory=dict)
+    # anomaly thresholds (logstream.anomalies.Thresholds field names)
+    thresholds: dict = field(default_factory=dict)
+
     # Airflow (embedded local default)
     airflow_port: int = 8080
 
@@ -76,9 +91,11 @@ class Settings:
             object.__setattr__(self, "data_root", str(self.state_dir / "data"))
         if not self.checkpoint_root:
             object.__setattr__(self, "checkpoint_root", str(self.state_dir / "checkpoints"))
-        for name in ("kafka_port", "kafka_controller_port", "airflow_port"):
+        if not self.status_dir:
+            object.__setattr__(self, "status_dir", str(self.state_dir / "status"))
+        for name in ("kafka_port", "kafka_controller_port", "airflow_port", "metrics_port"):
             port = getattr(self, name)
-            if not 0 < port < 65536:
+            if not 0 < port < 65536 and not (name == "metrics_port" and port == 0):
                 raise ConfigError(
                     f"{name}={port} is not a TCP port; set {ENV_PREFIX}{name.upper()}"
                 )
@@ -94,7 +111,7 @@ class Settings:
 
     @property
     def kafka_bootstrap(self) -> str:
-        return f"{self.kafka_host}:{self.kafka_port}"
+        return self.kafka_bootstrap_servers or f"{self.kafka_host}:{self.kafka_port}"
 
     @property
     def kafka_data_dir(self) -> Path:
@@ -167,7 +184,12 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
             return Path(value).expanduser()
         if target in (int, float, str):
             return target(value)
-    except (TypeError, ValueError):
+        if target is dict:
+            parsed = json.loads(value) if isinstance(value, str) else value
+            if not isinstance(parsed, dict):
+                raise ValueError(value)
+            return parsed
+    except (TypeError, ValueError):  # json.JSONDecodeError is a ValueError
         raise ConfigError(
             f"setting {name}={value!r} is not a valid {getattr(target, '__name__', target)}"
         ) from None

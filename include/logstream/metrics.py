@@ -1,0 +1,396 @@
+"""Windowed metric families (SPEC §5.1, §5.3) as pure transforms shared by stream and replay.
+
+A :class:`Family` names its grouping keys, window, slide and watermark delay, the named
+aggregates it needs from :data:`AGGREGATES`, and a projection from those aggregates to its table
+columns. Families with the same source, keys, window, slide and delay are computed by ONE
+aggregation (:func:`group_families`): one state store and one shuffle serve several tables.
+
+* Streaming (:func:`aggregate_stream`): rows later than the family's delay (``lateness_ms``,
+  stamped by ingestion) are left out, then ``withWatermark`` + ``groupBy(window, keys)`` in append
+  mode emits each window once, final, when the watermark passes its end.
+* Batch (:func:`aggregate_batch`): the same aggregates over every event, no watermark; this is the
+  nightly reconciliation and the tests' reference path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+PERCENTILE_ACCURACY = 10_000  # percentile_approx: rank error <= n / 10000
+
+
+def _latency_ms() -> Column:
+    return (F.unix_millis("processing_time") - F.unix_millis("event_time")).cast("double")
+
+
+def _sorted_actions() -> Column:
+    ordered = F.array_sort(F.collect_list(F.struct("event_time", "action")))
+    return F.transform(ordered, lambda item: item["action"])
+
+
+#: Named aggregates; a family lists the names it needs. Factories, since Columns bind a session.
+AGGREGATES: dict[str, Callable[[], Column]] = {
+    "n": lambda: F.count(F.lit(1)),
+    "rt_avg": lambda: F.avg("response_time"),
+    "rt_min": lambda: F.min("response_time"),
+    "rt_max": lambda: F.max("response_time"),
+    "rt_std": lambda: F.stddev_samp("response_time"),
+    "rt_pct": lambda: F.percentile_approx("response_time", [0.5, 0.95, 0.99], PERCENTILE_ACCURACY),
+    "errors": lambda: F.count(F.when(F.col("status_code") >= 400, 1)),
+    "fast": lambda: F.count(F.when(F.col("response_time") <= 1.0, 1)),
+    "ok": lambda: F.count(F.when(F.col("status_code") == 200, 1)),
+    "users": lambda: F.collect_set("user_id"),
+    "services": lambda: F.collect_set("service"),
+    "lat_avg": lambda: F.avg(_latency_ms()),
+    "lat_min": lambda: F.min(_latency_ms()),
+    "lat_max": lambda: F.max(_latency_ms()),
+    # user-events
+    "actions_set": lambda: F.collect_set("action"),
+    "actions_seq": _sorted_actions,
+    "value_sum": lambda: F.sum("value"),
+    "value_avg": lambda: F.avg("value"),
+    "value_min": lambda: F.min("value"),
+    "value_max": lambda: F.max("value"),
+}
+
+
+def _health_score(error_rate: Column) -> Column:
+    return (
+        F.when(error_rate < 1, 100)
+        .when(error_rate < 5, 80)
+        .when(error_rate < 10, 60)
+        .otherwise(40)
+        .cast("int")
+    )
+
+
+def _alert_level(avg_ms: Column) -> Column:
+    return (
+        F.when(avg_ms > 2000, "CRITICAL")
+        .when(avg_ms > 1000, "WARNING")
+        .when(avg_ms > 500, "INFO")
+        .otherwise("OK")
+    )
+
+
+def _pct_of(part: str, whole: str = "n") -> Column:
+    return F.col(part) / F.col(whole) * 100.0
+
+
+@dataclass(frozen=True)
+class Family:
+    """One metric table: what to group by, over which window, and what to compute."""
+
+    name: str
+    source: str  # "events" | "user_events"
+    keys: tuple[str, ...]
+    window: str
+    delay: str
+    aggregates: tuple[str, ...]
+    columns: Callable[[], list[Column]]
+    slide: str | None = None
+    time_column: str = "event_time"
+    key_filter: tuple[str, ...] = field(default=())  # keys that must be non-null
+
+    @property
+    def group_signature(self) -> tuple:
+        return (self.source, self.keys, self.window, self.slide, self.delay, self.time_column)
+
+    @property
+    def delay_ms(self) -> int:
+        return interval_ms(self.delay)
+
+
+def interval_ms(text: str) -> int:
+    """'5 minutes' -> 300000. Units: ms, second(s), minute(s), hour(s), day(s)."""
+    units = {
+        "millisecond": 1,
+        "ms": 1,
+        "second": 1_000,
+        "sec": 1_000,
+        "s": 1_000,
+        "minute": 60_000,
+        "min": 60_000,
+        "m": 60_000,
+        "hour": 3_600_000,
+        "h": 3_600_000,
+        "day": 86_400_000,
+        "d": 86_400_000,
+    }
+    amount, _, unit = text.strip().partition(" ")
+    unit = unit.strip().lower()
+    unit = unit[:-1] if unit.endswith("s") and unit[:-1] in units else unit
+    if unit not in units or not amount.replace(".", "", 1).isdigit():
+        raise ValueError(f"cannot read the interval {text!r}; write e.g. '5 minutes'")
+    return int(float(amount) * units[unit])
+
+
+FAMILIES: tuple[Family, ...] = (
+    Family(
+        "response_time",
+        "events",
+        ("service",),
+        "1 minute",
+        "5 minutes",
+        ("n", "rt_avg", "rt_min", "rt_max", "rt_std", "rt_pct"),
+        lambda: [
+            F.col("n").alias("request_count"),
+            F.col("rt_avg").alias("avg_response_time"),
+            F.col("rt_min").alias("min_response_time"),
+            F.col("rt_max").alias("max_response_time"),
+            F.col("rt_std").alias("stddev_response_time"),
+            F.col("rt_pct")[0].alias("p50_response_time"),
+            F.col("rt_pct")[1].alias("p95_response_time"),
+            F.col("rt_pct")[2].alias("p99_response_time"),
+        ],
+    ),
+    Family(
+        "error_rate",
+        "events",
+        ("service",),
+        "1 minute",
+        "5 minutes",
+        ("n", "errors"),
+        lambda: [
+            F.col("n").alias("total_requests"),
+            F.col("errors").alias("error_count"),
+            _pct_of("errors").alias("error_rate"),
+        ],
+    ),
+    Family(
+        "ip_patterns",
+        "events",
+        ("ip_address",),
+        "5 minutes",
+        "10 minutes",
+        ("n", "users", "services"),
+        lambda: [
+            F.col("n").alias("request_count"),
+            F.size("users").alias("unique_users"),
+            F.array_sort("services").alias("services_used"),
+        ],
+        key_filter=("ip_address",),
+    ),
+    Family(
+        "sla",
+        "events",
+        ("service",),
+        "1 minute",
+        "5 minutes",
+        ("n", "fast", "ok"),
+        lambda: [
+            F.col("n").alias("total_requests"),
+            F.col("fast").alias("fast_requests"),
+            F.col("ok").alias("successful_requests"),
+            _pct_of("ok").alias("availability_pct"),
+            _pct_of("fast").alias("performance_pct"),
+        ],
+    ),
+    Family(
+        "user_activity",
+        "events",
+        ("user_id",),
+        "5 minutes",
+        "10 minutes",
+        ("n", "services", "rt_avg"),
+        lambda: [
+            F.col("n").alias("activity_count"),
+            F.size("services").alias("distinct_services"),
+            F.col("rt_avg").alias("avg_response_time"),
+        ],
+        key_filter=("user_id",),
+    ),
+    Family(
+        "service_popularity",
+        "events",
+        ("service",),
+        "1 minute",
+        "5 minutes",
+        ("n", "users"),
+        lambda: [F.col("n").alias("request_count"), F.size("users").alias("unique_users")],
+    ),
+    Family(
+        "system_health",
+        "events",
+        (),
+        "1 minute",
+        "5 minutes",
+        ("n", "services", "users", "rt_avg", "errors"),
+        lambda: [
+            F.col("n").alias("total_requests"),
+            F.size("services").alias("active_services"),
+            F.size("users").alias("active_users"),
+            F.col("rt_avg").alias("avg_response_time"),
+            F.col("errors").alias("error_count"),
+            _pct_of("errors").alias("error_rate"),
+            _health_score(_pct_of("errors")).alias("health_score"),
+        ],
+    ),
+    Family(
+        "processing_latency",
+        "events",
+        ("service",),
+        "1 minute",
+        "10 minutes",
+        ("n", "lat_avg", "lat_max", "lat_min"),
+        lambda: [
+            F.col("n").alias("record_count"),
+            F.col("lat_avg").alias("avg_latency_ms"),
+            F.col("lat_max").alias("max_latency_ms"),
+            F.col("lat_min").alias("min_latency_ms"),
+            _alert_level(F.col("lat_avg")).alias("alert_level"),
+        ],
+    ),
+    # per-IP minute counts: the input of the DDoS rule (SPEC §5.2.3)
+    Family(
+        "ip_requests",
+        "events",
+        ("ip_address",),
+        "1 minute",
+        "5 minutes",
+        ("n", "users"),
+        lambda: [F.col("n").alias("request_count"), F.size("users").alias("unique_users")],
+        key_filter=("ip_address",),
+    ),
+    # user-events pipeline (SPEC §5.3)
+    Family(
+        "user_event_activity",
+        "user_events",
+        ("user_id",),
+        "1 minute",
+        "5 minutes",
+        ("n", "actions_set", "value_sum", "actions_seq"),
+        lambda: [
+            F.col("n").alias("total_events"),
+            F.size("actions_set").alias("unique_actions"),
+            F.col("value_sum").alias("total_value"),
+            F.col("actions_seq").alias("actions"),
+        ],
+        slide="30 seconds",
+        key_filter=("user_id",),
+    ),
+    Family(
+        "action_metrics",
+        "user_events",
+        ("action",),
+        "2 minutes",
+        "5 minutes",
+        ("n", "users", "value_avg", "value_max", "value_min"),
+        lambda: [
+            F.col("n").alias("action_count"),
+            F.size("users").alias("unique_users"),
+            F.col("value_avg").alias("avg_value"),
+            F.col("value_max").alias("max_value"),
+            F.col("value_min").alias("min_value"),
+        ],
+        slide="1 minute",
+        key_filter=("action",),
+    ),
+    # 5-minute windows sliding 2 minutes per user: the high-activity rule (SPEC §5.2.5)
+    Family(
+        "user_event_counts",
+        "user_events",
+        ("user_id",),
+        "5 minutes",
+        "5 minutes",
+        ("n",),
+        lambda: [F.col("n").alias("event_count")],
+        slide="2 minutes",
+        key_filter=("user_id",),
+    ),
+)
+
+FAMILY_BY_NAME: dict[str, Family] = {family.name: family for family in FAMILIES}
+
+
+def configured_families(overrides: Mapping[str, Mapping[str, str]] | None = None) -> list[Family]:
+    """The catalogue with per-family ``window``/``slide``/``delay`` overrides from settings."""
+    overrides = overrides or {}
+    unknown = sorted(set(overrides) - set(FAMILY_BY_NAME))
+    if unknown:
+        raise ValueError(
+            f"unknown metric famil(ies) {', '.join(unknown)} in windows settings; "
+            f"known: {', '.join(FAMILY_BY_NAME)}"
+        )
+    families = []
+    for family in FAMILIES:
+        change = dict(overrides.get(family.name, {}))
+        bad = sorted(set(change) - {"window", "slide", "delay"})
+        if bad:
+            raise ValueError(f"windows.{family.name}: only window, slide, delay can be set")
+        for value in change.values():
+            if value:
+                interval_ms(value)
+        families.append(replace(family, **change))
+    return families
+
+
+def group_families(families: Iterable[Family]) -> list[tuple[Family, ...]]:
+    """Families that can share one aggregation, in catalogue order."""
+    groups: dict[tuple, list[Family]] = {}
+    for family in families:
+        groups.setdefault(family.group_signature, []).append(family)
+    return [tuple(members) for members in groups.values()]
+
+
+def group_name(group: tuple[Family, ...]) -> str:
+    return "+".join(family.name for family in group)
+
+
+def _aggregate(df: DataFrame, group: tuple[Family, ...]) -> DataFrame:
+    head = group[0]
+    names = sorted({name for family in group for name in family.aggregates})
+    window = (
+        F.window(head.time_column, head.window, head.slide)
+        if head.slide
+        else F.window(head.time_column, head.window)
+    )
+    for key in {key for family in group for key in family.key_filter}:
+        df = df.where(F.col(key).isNotNull())
+    return (
+        df.groupBy(window.alias("window"), *head.keys)
+        .agg(*[AGGREGATES[name]().alias(name) for name in names])
+        .select(
+            F.col("window.start").alias("window_start"),
+            F.col("window.end").alias("window_end"),
+            *head.keys,
+            *names,
+        )
+    )
+
+
+def aggregate_stream(group: tuple[Family, ...]) -> Callable[[DataFrame], DataFrame]:
+    """Streaming aggregation for a family group: on-time rows only, watermarked, append mode."""
+    head = group[0]
+
+    def transform(events: DataFrame) -> DataFrame:
+        on_time = events.where(
+            F.col("lateness_ms").isNull() | (F.col("lateness_ms") <= head.delay_ms)
+        )
+        return _aggregate(on_time.withWatermark(head.time_column, head.delay), group)
+
+    return transform
+
+
+def aggregate_batch(group: tuple[Family, ...]) -> Callable[[DataFrame], DataFrame]:
+    """Batch aggregation for a family group over every event (the reconciliation path)."""
+    return lambda events: _aggregate(events, group)
+
+
+def project(family: Family) -> Callable[[DataFrame], DataFrame]:
+    """From a group's aggregates to one family's table columns (+ ``window_date`` partition)."""
+
+    def transform(aggregates: DataFrame) -> DataFrame:
+        return aggregates.select(
+            "window_start",
+            "window_end",
+            *family.keys,
+            *family.columns(),
+            F.to_date("window_start").alias("window_date"),
+        )
+
+    return transform

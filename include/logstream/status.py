@@ -1,0 +1,256 @@
+"""Progress and health of the streaming queries (SPEC §9): status files and Prometheus metrics.
+
+:class:`StatusListener` turns every ``StreamingQueryProgress`` into
+
+* ``<status_dir>/<query name>.json``, replaced atomically: rates, batch duration, watermark, rows
+  dropped by watermark, state size, Kafka offsets processed vs latest (lag) and event-time lag,
+  plus the ingestion totals (valid / quarantined / late) that the job records exactly once;
+* Prometheus gauges served on a loopback port (``metrics_port``; 0 turns the server off).
+
+The supervisor and ``logstream status`` read the files; a file whose ``updated_at`` stops moving is
+a stalled or dead query.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql.streaming import StreamingQueryListener
+
+log = logging.getLogger(__name__)
+
+
+class TotalsRegistry:
+    """Per-query counters the job's batch handlers publish for the listener (same process)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._totals: dict[str, dict[str, Any]] = {}
+
+    def update(self, query_name: str, values: dict[str, Any]) -> None:
+        with self._lock:
+            self._totals.setdefault(query_name, {}).update(values)
+
+    def get(self, query_name: str) -> dict[str, Any]:
+        with self._lock:
+            return dict(self._totals.get(query_name, {}))
+
+
+def _offsets(raw: Any) -> dict[str, dict[str, int]]:
+    if raw is None:
+        return {}
+    data = json.loads(raw) if isinstance(raw, str) else raw
+    return data if isinstance(data, dict) else {}
+
+
+def kafka_lag(source: dict) -> int | None:
+    """Records between what the query processed (endOffset) and the topic's latest offsets."""
+    if "kafka" not in source.get("description", "").lower():
+        return None
+    end, latest = _offsets(source.get("endOffset")), _offsets(source.get("latestOffset"))
+    if not latest:
+        return None
+    lag = 0
+    for topic, partitions in latest.items():
+        for partition, offset in partitions.items():
+            lag += max(0, int(offset) - int(end.get(topic, {}).get(partition, 0)))
+    return lag
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def summarize_progress(progress: dict, dropped_so_far: int) -> dict:
+    """The status-file view of one progress event (pure; unit-tested)."""
+    state_ops = progress.get("stateOperators") or []
+    observed = progress.get("observedMetrics") or {}
+    late_rows = sum(int(row.get("late_rows", 0) or 0) for row in observed.values())
+    dropped_now = late_rows + sum(int(op.get("numRowsDroppedByWatermark", 0)) for op in state_ops)
+    lags = [lag for lag in (kafka_lag(s) for s in progress.get("sources", [])) if lag is not None]
+    event_time = progress.get("eventTime") or {}
+    max_event = _parse_time(event_time.get("max"))
+    stamp = _parse_time(progress.get("timestamp"))
+    return {
+        "query": progress.get("name"),
+        "id": progress.get("id"),
+        "run_id": progress.get("runId"),
+        "batch_id": progress.get("batchId"),
+        "progress_timestamp": progress.get("timestamp"),
+        "num_input_rows": progress.get("numInputRows", 0),
+        "input_rows_per_second": progress.get("inputRowsPerSecond", 0.0),
+        "processed_rows_per_second": progress.get("processedRowsPerSecond", 0.0),
+        "batch_duration_ms": (progress.get("durationMs") or {}).get("triggerExecution", 0),
+        "watermark": event_time.get("watermark"),
+        "max_event_time": event_time.get("max"),
+        "event_time_lag_seconds": (
+            (stamp - max_event).total_seconds() if stamp and max_event else None
+        ),
+        "rows_dropped_by_watermark": dropped_so_far + dropped_now,
+        "state_rows": sum(int(op.get("numRowsTotal", 0)) for op in state_ops),
+        "state_memory_bytes": sum(int(op.get("memoryUsedBytes", 0)) for op in state_ops),
+        "kafka_lag": sum(lags) if lags else None,
+        "sources": [
+            {
+                "description": s.get("description"),
+                "end_offset": _offsets(s.get("endOffset")) if "kafka" in str(s).lower() else None,
+                "latest_offset": _offsets(s.get("latestOffset")),
+            }
+            for s in progress.get("sources", [])
+        ],
+    }
+
+
+class _Gauges:
+    """Prometheus gauges, created once per process."""
+
+    _instance: _Gauges | None = None
+
+    def __init__(self) -> None:
+        from prometheus_client import Gauge
+
+        labels = ["query"]
+        self.input_rate = Gauge("logstream_input_rows_per_second", "Input rate", labels)
+        self.processed_rate = Gauge(
+            "logstream_processed_rows_per_second", "Processing rate", labels
+        )
+        self.batch_duration = Gauge("logstream_batch_duration_ms", "Last batch duration", labels)
+        self.watermark = Gauge("logstream_watermark_seconds", "Watermark (epoch s)", labels)
+        self.dropped = Gauge(
+            "logstream_rows_dropped_by_watermark", "Rows behind the watermark", labels
+        )
+        self.state_rows = Gauge("logstream_state_rows", "State store rows", labels)
+        self.state_bytes = Gauge("logstream_state_memory_bytes", "State store memory", labels)
+        self.kafka_lag = Gauge("logstream_kafka_lag_records", "Latest minus processed", labels)
+        self.event_lag = Gauge("logstream_event_time_lag_seconds", "Now minus max event", labels)
+        self.heartbeat = Gauge("logstream_last_progress_seconds", "Last progress (epoch)", labels)
+        self.totals = Gauge("logstream_ingested_records", "Ingestion totals", ["query", "kind"])
+
+    @classmethod
+    def get(cls) -> _Gauges:
+        if cls._instance is None:
+            cls._instance = cls()
+        return cls._instance
+
+
+def start_metrics_server(port: int) -> None:
+    """Serve Prometheus metrics on 127.0.0.1:port (0 = off)."""
+    if port:
+        from prometheus_client import start_http_server
+
+        start_http_server(port, addr="127.0.0.1")
+        _Gauges.get()
+
+
+def write_status(status_dir: str | Path, name: str, status: dict) -> None:
+    directory = Path(status_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / f"{name}.json"
+    tmp = directory / f".{name}.json.tmp"
+    tmp.write_text(json.dumps(status, indent=2, default=str))
+    os.replace(tmp, target)
+
+
+def read_statuses(status_dir: str | Path) -> list[dict]:
+    directory = Path(status_dir)
+    if not directory.exists():
+        return []
+    statuses = []
+    for path in sorted(directory.glob("*.json")):
+        try:
+            statuses.append(json.loads(path.read_text()))
+        except (OSError, json.JSONDecodeError):
+            continue
+    return statuses
+
+
+class StatusListener(StreamingQueryListener):
+    """Writes one status file per query and updates the Prometheus gauges."""
+
+    def __init__(self, status_dir: str | Path, registry: TotalsRegistry, metrics: bool) -> None:
+        self.status_dir = Path(status_dir)
+        self.registry = registry
+        self.metrics = metrics
+        self._dropped: dict[str, int] = {}
+        self._last: dict[str, dict] = {}
+        self._names: dict[str, str] = {}
+
+    def _emit(self, name: str, status: dict) -> None:
+        status["updated_at"] = datetime.now(UTC).isoformat()
+        status["totals"] = self.registry.get(name)
+        if "late" in status["totals"]:
+            # ingestion: rows behind the watermark, counted exactly once across restarts
+            status["rows_dropped_by_watermark"] = status["totals"]["late"]
+        self._last[name] = status
+        try:
+            write_status(self.status_dir, name, status)
+        except OSError as exc:
+            log.error("status file not written", extra={"query": name, "error": str(exc)})
+
+    def onQueryStarted(self, event) -> None:  # noqa: N802 - Spark's API
+        name = event.name or str(event.id)
+        self._names[str(event.id)] = name
+        self._emit(
+            name,
+            {
+                "query": name,
+                "id": str(event.id),
+                "run_id": str(event.runId),
+                "state": "active",
+                "started_at": event.timestamp,
+            },
+        )
+
+    def onQueryProgress(self, event) -> None:  # noqa: N802
+        progress = json.loads(event.progress.json)
+        name = progress.get("name") or progress.get("id")
+        status = summarize_progress(progress, self._dropped.get(name, 0))
+        self._dropped[name] = status["rows_dropped_by_watermark"]
+        status["state"] = "active"
+        self._emit(name, status)
+        if self.metrics:
+            self._update_gauges(name, status)
+
+    def onQueryIdle(self, event) -> None:  # noqa: N802
+        name = self._names.get(str(event.id), str(event.id))
+        status = dict(self._last.get(name, {"query": name}))
+        status["state"] = "idle"
+        self._emit(name, status)
+        if self.metrics:
+            _Gauges.get().heartbeat.labels(name).set(time.time())
+
+    def onQueryTerminated(self, event) -> None:  # noqa: N802
+        name = self._names.get(str(event.id), str(event.id))
+        status = dict(self._last.get(name, {"query": name}))
+        status["state"] = "failed" if event.exception else "terminated"
+        status["exception"] = (event.exception or "")[:4000] or None
+        self._emit(name, status)
+
+    def _update_gauges(self, name: str, status: dict) -> None:
+        gauges = _Gauges.get()
+        gauges.input_rate.labels(name).set(status["input_rows_per_second"] or 0)
+        gauges.processed_rate.labels(name).set(status["processed_rows_per_second"] or 0)
+        gauges.batch_duration.labels(name).set(status["batch_duration_ms"] or 0)
+        watermark = _parse_time(status["watermark"])
+        if watermark:
+            gauges.watermark.labels(name).set(watermark.timestamp())
+        gauges.dropped.labels(name).set(status["rows_dropped_by_watermark"])
+        gauges.state_rows.labels(name).set(status["state_rows"])
+        gauges.state_bytes.labels(name).set(status["state_memory_bytes"])
+        if status["kafka_lag"] is not None:
+            gauges.kafka_lag.labels(name).set(status["kafka_lag"])
+        if status["event_time_lag_seconds"] is not None:
+            gauges.event_lag.labels(name).set(status["event_time_lag_seconds"])
+        gauges.heartbeat.labels(name).set(time.time())
+        for kind, value in status["totals"].items():
+            if isinstance(value, int | float):
+                gauges.totals.labels(name, kind).set(value)

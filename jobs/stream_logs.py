@@ -1,0 +1,95 @@
+"""The logstream streaming job: Kafka -> events, quarantine, metrics, anomalies, late data.
+
+    spark-submit jobs/stream_logs.py [--config FILE] [--set key=value ...]
+                                     [--pipelines logs,user_events] [--available-now]
+
+Long-running by default (processing-time trigger); ``--available-now`` processes everything
+Kafka holds, end to end, then exits (catch-up, tests, benchmarks). Settings come from the YAML
+file and ``--set`` overrides (see logstream.config.Settings); never from Airflow Variables.
+Exit codes: 0 stopped cleanly, 1 a query failed (the error is printed), 2 bad arguments/config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+
+from logstream import logs
+from logstream.alerts import build_alert_sink
+from logstream.config import Settings
+from logstream.errors import LogstreamError
+from logstream.spark import build_spark_session
+from logstream.status import StatusListener, TotalsRegistry, start_metrics_server
+from logstream.streaming import RunOptions, run_pipeline
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--config", help="YAML settings file")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one setting, e.g. --set data_root=s3a://bucket/logstream",
+    )
+    parser.add_argument("--pipelines", default="logs,user_events")
+    parser.add_argument("--available-now", action="store_true", help="catch up, then exit")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logs.configure()
+    try:
+        overrides = dict(item.split("=", 1) for item in args.overrides)
+    except ValueError:
+        print(f"stream_logs: --set takes KEY=VALUE, got {args.overrides}", file=sys.stderr)
+        return 2
+    try:
+        settings = Settings.load(args.config, **overrides)
+        pipelines = tuple(p.strip() for p in args.pipelines.split(",") if p.strip())
+        unknown = set(pipelines) - {"logs", "user_events"}
+        if unknown:
+            raise LogstreamError(f"unknown pipeline(s) {sorted(unknown)}; use logs, user_events")
+        alert_sink = build_alert_sink(settings.alert_sink)
+    except (LogstreamError, ValueError) as exc:
+        print(f"stream_logs: {exc}", file=sys.stderr)
+        return 2
+
+    spark = build_spark_session("logstream-stream", settings)
+    registry = TotalsRegistry()
+    spark.streams.addListener(
+        StatusListener(settings.status_dir, registry, metrics=bool(settings.metrics_port))
+    )
+    start_metrics_server(settings.metrics_port)
+    options = RunOptions(pipelines=pipelines, available_now=args.available_now)
+
+    def stop(signum, frame):  # graceful stop: finish nothing new, keep checkpoints consistent
+        for query in spark.streams.active:
+            query.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        queries = run_pipeline(spark, settings, options, registry, alert_sink)
+        if not args.available_now:
+            spark.streams.awaitAnyTermination()
+            failed = [q for q in queries if q.exception() is not None]
+            for query in spark.streams.active:
+                query.stop()
+            if failed:
+                raise RuntimeError(f"query {failed[0].name} failed: {failed[0].exception()}")
+    except RuntimeError as exc:
+        print(f"stream_logs: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        spark.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -25,3 +25,19 @@ def produce_json(bootstrap: str, topic: str, records: Iterable[dict], key_field:
     producer.flush()
     producer.close()
     return sent
+
+
+def produce_with_ids(bootstrap: str, records: Iterable) -> list[str]:
+    """Send generator records and return each one's ``event_id`` (``topic:partition:offset``),
+    taken from the broker's acknowledgement: how a test links its truth to the stored rows."""
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=20, batch_size=512 * 1024, acks="all"
+    )
+    futures = [producer.send(r.topic, key=r.key, value=r.value) for r in records]
+    producer.flush()
+    ids = []
+    for future in futures:
+        metadata = future.get(timeout=60)
+        ids.append(f"{metadata.topic}:{metadata.partition}:{metadata.offset}")
+    producer.close()
+    return ids

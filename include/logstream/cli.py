@@ -103,6 +103,38 @@ def _airflow_env(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _status(args: argparse.Namespace, settings: Settings) -> int:
+    from logstream.status import read_statuses
+
+    statuses = read_statuses(settings.status_dir)
+    if not statuses:
+        print(f"no streaming status in {settings.status_dir}: the job has not run here yet")
+        return 3
+    if args.json:
+        import json
+
+        print(json.dumps(statuses, indent=2))
+        return 0
+    header = (
+        f"{'query':<48} {'state':<10} {'batch':>6} {'in/s':>9} {'done/s':>9} "
+        f"{'lag':>8} {'late':>7}  updated"
+    )
+    print(header)
+    for status in statuses:
+        lag = status.get("kafka_lag")
+        print(
+            f"{status.get('query', '?')[:48]:<48} {status.get('state', '?'):<10} "
+            f"{status.get('batch_id', '-')!s:>6} {status.get('input_rows_per_second') or 0:>9.0f} "
+            f"{status.get('processed_rows_per_second') or 0:>9.0f} "
+            f"{'-' if lag is None else lag!s:>8} "
+            f"{status.get('rows_dropped_by_watermark', 0)!s:>7}  "
+            f"{status.get('updated_at', '-')}"
+        )
+        if status.get("exception"):
+            print(f"  error: {status['exception'].splitlines()[0][:200]}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="logstream", description=__doc__)
     parser.add_argument("--config", help="YAML settings file (default: $LOGSTREAM_CONFIG)")
@@ -127,6 +159,15 @@ def build_parser() -> argparse.ArgumentParser:
     up.set_defaults(handler=_up)
     down = commands.add_parser("down", help="stop the local Airflow and Kafka")
     down.set_defaults(handler=_down)
+    status = commands.add_parser("status", help="progress of the streaming queries")
+    status.add_argument("--json", action="store_true", help="the raw status files as JSON")
+    status.set_defaults(handler=_status)
+
+    from logstream import parse_cli, produce_cli
+
+    parse_cli.register(commands)
+    produce_cli.register(commands)
+
     env = commands.add_parser("airflow-env", help="print the local Airflow environment (eval it)")
     env.set_defaults(handler=_airflow_env)
     return parser

@@ -37,6 +37,7 @@ from logstream.config import Settings
 from logstream.fs import HadoopFS
 from logstream.sinks import BatchTableWriter
 from logstream.status import TotalsRegistry
+from logstream.tables import read_table, table_path
 
 log = logging.getLogger(__name__)
 
@@ -78,10 +79,6 @@ def pipelines(settings: Settings) -> dict[str, Pipeline]:
             "user_events",
         ),
     }
-
-
-def table_path(settings: Settings, table: str) -> str:
-    return f"{settings.data_root.rstrip('/')}/{table}"
 
 
 def checkpoint_path(settings: Settings, query_name: str) -> str:
@@ -374,7 +371,7 @@ class MetricBatchHandler:
         # history: the committed table around the new windows (previous windows of each key)
         first_day = new_rows.agg(F.min("window_date")).first()[0]
         history = (
-            self.spark.read.parquet(table_path(self.settings, family.name))
+            read_table(self.spark, self.settings, family.name)
             .where(F.col("window_date") >= F.date_sub(F.lit(first_day), 1))
             .select(*new_rows.columns)
         )

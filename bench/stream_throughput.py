@@ -1,0 +1,261 @@
+"""Catch-up throughput of the streaming job against the seed tutorial's design (same run).
+
+    .venv/bin/python bench/stream_throughput.py [--events 2000000] [--seed 7] [--out FILE]
+
+1. starts a private Kafka broker (free loopback ports, temporary folder) and pre-loads topic
+   ``bench-logs`` with a seeded mix of N log records (the ``logstream produce`` generator: JSON and
+   access lines, bursts, late and malformed records);
+2. runs, each in a fresh process with the same Spark settings (local[*]):
+   * ``logstream``: the full job (parse once -> bronze/quarantine/late -> every metric family of
+     SPEC §5.1 + anomalies) with ``availableNow``, i.e. until every window that can be final is;
+   * ``tutorial``: the seed's design, one streaming query per metric family, each reading Kafka
+     and parsing JSON on its own, writing Parquet in append mode;
+   * ``land_only``: Kafka -> parse -> Parquet, nothing else (the ceiling);
+3. prints a Markdown table (events/s, ratio to the tutorial, peak driver RSS) and writes it to
+   ``--out`` if given.
+
+Times are wall-clock from the first query start to the last query's end (JVM start excluded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _tree_rss_kb(pid: int) -> int:
+    """Resident memory of a process and all its descendants (Linux /proc)."""
+    total, stack = 0, [pid]
+    while stack:
+        current = stack.pop()
+        try:
+            with open(f"/proc/{current}/status") as status:
+                for line in status:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+            with open(f"/proc/{current}/task/{current}/children") as children:
+                stack.extend(int(child) for child in children.read().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
+def run_variant(variant: str, workdir: Path, bootstrap: str, events: int) -> dict:
+    """Run one variant in a child process, sampling its memory; returns its JSON report."""
+    command = [sys.executable, __file__, "--child", variant, "--workdir", str(workdir),
+               "--bootstrap", bootstrap, "--events", str(events)]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, _tree_rss_kb(process.pid))
+            time.sleep(0.25)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, _ = process.communicate()
+    done.set()
+    sampler.join()
+    if process.returncode != 0:
+        raise SystemExit(f"variant {variant} failed (exit {process.returncode})")
+    report = json.loads(out.strip().splitlines()[-1])
+    report["peak_rss_mb"] = round(peak / 1024)
+    return report
+
+
+# -- the variants (run in the child process) ------------------------------------------------------
+
+
+def _child(variant: str, workdir: Path, bootstrap: str) -> dict:
+    from pyspark.sql import functions as F
+
+    from logstream.alerts import build_alert_sink
+    from logstream.config import Settings
+    from logstream.spark import build_spark_session
+    from logstream.status import TotalsRegistry
+    from logstream.streaming import RunOptions, run_pipeline
+
+    host, port = bootstrap.rsplit(":", 1)
+    settings = Settings.load(
+        env={},
+        state_dir=workdir / variant,
+        kafka_host=host,
+        kafka_port=int(port),
+        logs_topic="bench-logs",
+        user_events_topic="bench-user-events",
+        max_offsets_per_trigger=250_000,
+        spark_driver_memory="4g",
+    )
+    spark = build_spark_session(f"bench-{variant}", settings)
+    started = time.perf_counter()
+    if variant == "logstream":
+        run_pipeline(
+            spark, settings, RunOptions(pipelines=("logs",), available_now=True),
+            TotalsRegistry(), build_alert_sink("log"),
+        )  # fmt: skip
+    else:
+        queries = _tutorial_queries(spark, settings, F, land_only=variant == "land_only")
+        for query in queries:
+            query.awaitTermination()
+    seconds = time.perf_counter() - started
+    spark.stop()
+    return {"variant": variant, "seconds": round(seconds, 2)}
+
+
+def _tutorial_queries(spark, settings, F, land_only: bool):  # noqa: N803 - F is the idiom
+    """The seed's design: every metric is its own query that reads and parses Kafka again."""
+    from pyspark.sql import types as T
+
+    schema = T.StructType(
+        [
+            T.StructField("timestamp", T.StringType()),
+            T.StructField("service", T.StringType()),
+            T.StructField("ip_address", T.StringType()),
+            T.StructField("user_id", T.StringType()),
+            T.StructField("response_time", T.DoubleType()),
+            T.StructField("status_code", T.IntegerType()),
+        ]
+    )
+
+    def parsed():
+        return (
+            spark.readStream.format("kafka")
+            .option("kafka.bootstrap.servers", settings.kafka_bootstrap)
+            .option("subscribe", settings.logs_topic)
+            .option("startingOffsets", "earliest")
+            .option("maxOffsetsPerTrigger", settings.max_offsets_per_trigger)
+            .load()
+            .select(F.from_json(F.col("value").cast("string"), schema).alias("e"))
+            .select("e.*")
+            .withColumn("event_time", F.to_timestamp("timestamp"))
+            .where(F.col("event_time").isNotNull())
+        )
+
+    def sink(frame, name, mode="append"):
+        return (
+            frame.writeStream.format("parquet")
+            .outputMode(mode)
+            .option("path", f"{settings.data_root}/{name}")
+            .option("checkpointLocation", f"{settings.checkpoint_root}/{name}")
+            .queryName(name)
+            .trigger(availableNow=True)
+            .start()
+        )
+
+    if land_only:
+        return [sink(parsed(), "land_only")]
+
+    def windowed(keys, window, delay, *aggs):
+        return (
+            parsed()
+            .withWatermark("event_time", delay)
+            .groupBy(F.window("event_time", window), *keys)
+            .agg(*aggs)
+        )
+
+    users = F.size(F.collect_set("user_id"))
+    return [
+        sink(windowed(["service"], "1 minute", "5 minutes", F.count("*"),
+                      F.avg("response_time"), F.stddev("response_time"),
+                      F.percentile_approx("response_time", [0.5, 0.95, 0.99])), "response_time"),
+        sink(windowed(["service"], "1 minute", "5 minutes", F.count("*"),
+                      F.sum((F.col("status_code") >= 400).cast("int"))), "error_rate"),
+        sink(windowed(["ip_address"], "5 minutes", "10 minutes", F.count("*"), users,
+                      F.collect_set("service")), "ip_patterns"),
+        sink(windowed(["service"], "1 minute", "5 minutes", F.count("*"),
+                      F.sum((F.col("response_time") <= 1.0).cast("int")),
+                      F.sum((F.col("status_code") == 200).cast("int"))), "sla"),
+        sink(windowed(["user_id"], "5 minutes", "10 minutes", F.count("*"),
+                      F.size(F.collect_set("service")), F.avg("response_time")), "user_activity"),
+        sink(windowed(["service"], "1 minute", "5 minutes", F.count("*"), users),
+             "service_popularity"),
+        sink(windowed([], "1 minute", "5 minutes", F.count("*"), users,
+                      F.size(F.collect_set("service"))), "system_health"),
+        sink(windowed(["service"], "1 minute", "10 minutes", F.count("*"),
+                      F.avg(F.unix_millis(F.current_timestamp()) - F.unix_millis("event_time"))),
+             "processing_latency"),
+    ]  # fmt: skip
+
+
+# -- orchestration ------------------------------------------------------------------------------
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=2_000_000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--variants", default="tutorial,logstream,land_only")
+    parser.add_argument("--out", help="write the Markdown result here")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", help=argparse.SUPPRESS)
+    parser.add_argument("--bootstrap", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(_child(args.child, Path(args.workdir), args.bootstrap)))
+        return 0
+
+    from logstream.config import Settings
+    from logstream.generator import GeneratorConfig, iter_logs, produce
+    from logstream.kafka.admin import ensure_topics
+    from logstream.kafka.broker import KafkaBroker
+    from tests.conftest import free_port
+
+    workdir = Path(tempfile.mkdtemp(prefix="logstream-bench-"))
+    settings = Settings.load(
+        env={}, state_dir=workdir, kafka_port=free_port(), kafka_controller_port=free_port(),
+        kafka_heap="1g",
+    )  # fmt: skip
+    broker = KafkaBroker(settings)
+    broker.start()
+    try:
+        ensure_topics(broker.bootstrap, ["bench-logs"], 4)
+        config = GeneratorConfig(
+            seed=args.seed, count=args.events, events_per_second=2_000.0, logs_topic="bench-logs"
+        )
+        print(f"loading {args.events:,} records into bench-logs ...", file=sys.stderr)
+        loaded = time.perf_counter()
+        produce(iter_logs(config), broker.bootstrap, total=args.events)
+        print(f"loaded in {time.perf_counter() - loaded:.0f}s", file=sys.stderr)
+        reports = {}
+        for variant in args.variants.split(","):
+            print(f"running {variant} ...", file=sys.stderr)
+            reports[variant] = run_variant(variant, workdir, broker.bootstrap, args.events)
+            print(f"  {reports[variant]}", file=sys.stderr)
+    finally:
+        broker.stop()
+
+    baseline = reports.get("tutorial", {}).get("seconds")
+    lines = [
+        f"N = {args.events:,} records (seed {args.seed}), {os.cpu_count()} cores, "
+        f"{platform.processor() or platform.machine()}, Spark local[*]",
+        "",
+        "| variant | seconds | events/s | vs tutorial | peak driver RSS (MB) |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for name, report in reports.items():
+        rate = args.events / report["seconds"]
+        ratio = f"{baseline / report['seconds']:.2f}x" if baseline else "-"
+        peak = report["peak_rss_mb"]
+        lines.append(f"| {name} | {report['seconds']:.1f} | {rate:,.0f} | {ratio} | {peak} |")
+    table = "\n".join(lines)
+    print(table)
+    if args.out:
+        Path(args.out).write_text(table + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

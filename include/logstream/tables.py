@@ -1,0 +1,62 @@
+"""Every sink table: its path under ``data_root``, its schema, and a reader that never guesses.
+
+Metric table schemas are derived from the transforms themselves (an empty events frame run through
+the family's aggregation and projection), so there is one definition of each table.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import types as T
+
+from logstream import anomalies, metrics, schemas
+from logstream.config import Settings
+from logstream.fs import HadoopFS
+
+LATE_FOR = T.StructField("late_for", T.ArrayType(T.StringType()))
+
+
+def _fixed_schemas() -> dict[str, T.StructType]:
+    return {
+        "events": schemas.EVENTS,
+        "user_events": schemas.USER_EVENTS,
+        "quarantine": schemas.QUARANTINE,
+        "late_events": T.StructType([*schemas.EVENTS.fields, LATE_FOR]),
+        "late_user_events": T.StructType([*schemas.USER_EVENTS.fields, LATE_FOR]),
+        "anomalies": anomalies.ANOMALIES,
+    }
+
+
+@cache
+def _metric_schema_json(spark: SparkSession, family_name: str) -> str:
+    family = metrics.FAMILY_BY_NAME[family_name]
+    source = schemas.EVENTS if family.source == "events" else schemas.USER_EVENTS
+    empty = spark.createDataFrame([], source)
+    frame = empty.transform(metrics.aggregate_batch((family,))).transform(metrics.project(family))
+    return frame.schema.json()
+
+
+def table_schema(spark: SparkSession, name: str) -> T.StructType:
+    fixed = _fixed_schemas()
+    if name in fixed:
+        return fixed[name]
+    base = name.removeprefix("reconciled/")
+    if base in metrics.FAMILY_BY_NAME:
+        return T.StructType.fromJson(json.loads(_metric_schema_json(spark, base)))
+    raise KeyError(f"unknown table {name!r}")
+
+
+def table_path(settings: Settings, name: str) -> str:
+    return f"{settings.data_root.rstrip('/')}/{name}"
+
+
+def read_table(spark: SparkSession, settings: Settings, name: str) -> DataFrame:
+    """The table as a DataFrame with its declared schema (empty if nothing was written yet)."""
+    schema = table_schema(spark, name)
+    path = table_path(settings, name)
+    if not HadoopFS(spark).list_files(path, ".parquet"):
+        return spark.createDataFrame([], schema)
+    return spark.read.schema(schema).parquet(path)

@@ -1,0 +1,126 @@
+"""Exactly once across hard crashes: SIGKILL the driver mid-stream twice, restart from the
+checkpoints, and nothing is missing or duplicated; the metric tables still match the oracle."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from datetime import UTC
+from pathlib import Path
+
+from logstream.generator import GeneratorConfig, generate_logs
+from logstream.kafka.admin import ensure_topics
+from logstream.spark import spark_submit_command
+from logstream.tables import read_table
+from tests import oracle
+from tests.helpers import produce_with_ids
+
+JOB = Path(__file__).resolve().parents[2] / "jobs" / "stream_logs.py"
+PASSED_SETTINGS = (
+    "state_dir", "data_root", "checkpoint_root", "status_dir", "kafka_host", "kafka_port",
+    "logs_topic", "user_events_topic", "trigger_interval", "max_offsets_per_trigger",
+    "shuffle_partitions", "spark_master", "spark_driver_memory",
+)  # fmt: skip
+
+
+def job_command(settings, *extra: str) -> list[str]:
+    args = [f"--set={name}={getattr(settings, name)}" for name in PASSED_SETTINGS]
+    return spark_submit_command(settings, JOB, [*args, "--pipelines", "logs", *extra])
+
+
+def ingest_status(settings) -> dict:
+    path = Path(settings.status_dir) / "ingest_logs.json"
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def run_until_progress(settings, log, min_valid: int, timeout: float = 240) -> None:
+    """Start the job, wait until ingestion has landed at least ``min_valid`` events in this run,
+    then SIGKILL the whole driver process group (JVM and Python): no shutdown hooks run."""
+    Path(settings.status_dir, "ingest_logs.json").unlink(missing_ok=True)
+    process = subprocess.Popen(
+        job_command(settings), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            assert process.poll() is None, f"the job exited early; see {log.name}"
+            if ingest_status(settings).get("totals", {}).get("valid", 0) >= min_valid:
+                return
+            time.sleep(0.5)
+        raise AssertionError(f"no progress within {timeout}s; see {log.name}")
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+
+
+def test_sigkill_twice_loses_and_duplicates_nothing(spark, kafka_broker, settings, tmp_path):
+    run = settings.replace(
+        data_root=str(tmp_path / "data"),
+        checkpoint_root=str(tmp_path / "checkpoints"),
+        status_dir=str(tmp_path / "status"),
+        logs_topic="kill-logs",
+        user_events_topic="kill-user-events",
+        trigger_interval="1 second",
+        max_offsets_per_trigger=1_000,  # many small batches: the kills land mid-stream
+    )
+    ensure_topics(kafka_broker.bootstrap, ["kill-logs"], 4)
+    config = GeneratorConfig(
+        seed=11, count=15_000, events_per_second=40.0, late_share=0.0, logs_topic="kill-logs"
+    )
+    records = generate_logs(config)
+    thirds = [records[i::3] for i in range(3)]
+    ids: list[str] = []
+    with open(tmp_path / "job.log", "ab") as log:
+        ids += produce_with_ids(kafka_broker.bootstrap, thirds[0])
+        run_until_progress(run, log, min_valid=2_000)
+        ids += produce_with_ids(kafka_broker.bootstrap, thirds[1])
+        run_until_progress(run, log, min_valid=8_000)  # cumulative totals: past the first kill
+        ids += produce_with_ids(kafka_broker.bootstrap, thirds[2])
+        finished = subprocess.run(
+            job_command(run, "--available-now"), stdout=log, stderr=subprocess.STDOUT, timeout=600
+        )
+    assert finished.returncode == 0, (tmp_path / "job.log").read_text()[-3000:]
+
+    by_id = dict(zip(ids, thirds[0] + thirds[1] + thirds[2], strict=True))
+    valid = {event_id for event_id, record in by_id.items() if record.truth is not None}
+    landed = [row.event_id for row in read_table(spark, run, "events").collect()]
+    assert len(landed) == len(set(landed)), "duplicated events after the kills"
+    assert set(landed) == valid, "events missing after the kills"
+
+    processed = {
+        row.event_id: row.processing_time.replace(tzinfo=UTC)
+        for row in read_table(spark, run, "events").collect()
+    }
+    truth = [
+        {**record.truth, "processing_time": processed[event_id]}
+        for event_id, record in by_id.items()
+        if record.truth is not None
+    ]
+    for table, oracle_rows, delay, columns in (
+        (
+            "error_rate",
+            oracle.error_rate_per_service(truth),
+            300,
+            ("total_requests", "error_count"),
+        ),
+        ("sla", oracle.sla_per_service(truth), 300, ("total_requests", "fast_requests")),
+        ("system_health", oracle.system_health(truth), 300, ("total_requests", "active_users")),
+    ):
+        want = oracle.final(oracle_rows, oracle.final_watermark(truth, delay))
+        got = [row.asDict() for row in read_table(spark, run, table).collect()]
+
+        def key(row):
+            return (row.get("service"), row["window_start"].replace(tzinfo=UTC))
+
+        assert len(got) == len({key(r) for r in got}), f"{table}: duplicate windows"
+        got_by_key = {key(r): r for r in got}
+        assert set(got_by_key) == {key(r) for r in want}, table
+        for row in want:
+            for column in columns:
+                assert got_by_key[key(row)][column] == row[column], (table, key(row), column)

@@ -11,6 +11,7 @@ Spark through ``spark.jars``.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 import subprocess
@@ -39,12 +40,22 @@ def bundle_jars(settings: Settings, bundle: str) -> list[Path]:
     return jars
 
 
+def _pom_digest(bundle: str) -> str:
+    return hashlib.sha256((JVM_DIR / bundle / "pom.xml").read_bytes()).hexdigest()
+
+
 def fetch(settings: Settings, bundles: tuple[str, ...] = BUNDLES, force: bool = False) -> None:
-    """Copy each bundle's runtime dependencies from Maven Central into the cache (idempotent)."""
+    """Copy each bundle's runtime dependencies from Maven Central into the cache (idempotent).
+
+    A bundle is fetched again when its POM changed since the cached copy was made (a version bump
+    must never run against stale jars).
+    """
     mvn = shutil.which("mvn")
     for bundle in bundles:
         target = bundle_dir(settings, bundle)
-        if not force and any(target.glob("*.jar")):
+        marker = target / ".pom-sha256"
+        current = marker.is_file() and marker.read_text().strip() == _pom_digest(bundle)
+        if not force and current and any(target.glob("*.jar")):
             continue
         if mvn is None:
             raise MissingDependencyError(
@@ -67,6 +78,7 @@ def fetch(settings: Settings, bundles: tuple[str, ...] = BUNDLES, force: bool = 
                 f"fetching the {bundle} jars with Maven failed (exit {result.returncode}); "
                 f"check network access to Maven Central.\n{excerpt}"
             )
+        (staging / ".pom-sha256").write_text(_pom_digest(bundle) + "\n")
         shutil.rmtree(target, ignore_errors=True)
         staging.rename(target)
 

@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         unknown = set(pipelines) - {"logs", "user_events"}
         if unknown:
             raise LogstreamError(f"unknown pipeline(s) {sorted(unknown)}; use logs, user_events")
-        alert_sink = build_alert_sink(settings.alert_sink)
+        alert_sink = build_alert_sink(settings.alert_sink, settings)
     except (LogstreamError, ValueError) as exc:
         print(f"stream_logs: {exc}", file=sys.stderr)
         return 2

@@ -78,6 +78,17 @@ class Settings:
     status_dir: str = ""  # per-query status files (default <state_dir>/status)
     metrics_port: int = 0  # Prometheus on 127.0.0.1:<port>; 0 = off
     alert_sink: str = "log"  # "log", "jsonl:/path/alerts.jsonl", comma-separated
+    # alert delivery (SPEC §8): channel secrets come from Airflow connections or env, never here
+    alert_timeout_s: float = 5.0  # per delivery attempt
+    alert_retries: int = 3  # attempts per channel before the failure is logged
+    alert_dedup_seconds: int = 3_600  # the same dedup key is delivered at most once per window
+    # supervisor (SPEC §7.1)
+    supervisor_stall_seconds: int = 300  # no progress for this long while Kafka lag > 0 = stalled
+    supervisor_max_restarts: int = 3  # this many restarts within the window = a restart loop
+    supervisor_restart_window_minutes: int = 30
+    supervisor_backoff_seconds: int = 10  # first restart delay, doubled per recent restart
+    # reports (latency report HTML, reconciliation change reports, GX Data Docs)
+    reports_dir: str = ""  # default <state_dir>/reports
     # per metric family: {"error_rate": {"window": "2 minutes", "delay": "5 minutes"}}
     windows: dict = field(default_factory=dict)
     # anomaly thresholds (logstream.anomalies.Thresholds field names)
@@ -93,6 +104,8 @@ class Settings:
             object.__setattr__(self, "checkpoint_root", str(self.state_dir / "checkpoints"))
         if not self.status_dir:
             object.__setattr__(self, "status_dir", str(self.state_dir / "status"))
+        if not self.reports_dir:
+            object.__setattr__(self, "reports_dir", str(self.state_dir / "reports"))
         for name in ("kafka_port", "kafka_controller_port", "airflow_port", "metrics_port"):
             port = getattr(self, name)
             if not 0 < port < 65536 and not (name == "metrics_port" and port == 0):

@@ -68,13 +68,16 @@ def _health_score(error_rate: Column) -> Column:
     )
 
 
-def _alert_level(avg_ms: Column) -> Column:
-    return (
-        F.when(avg_ms > 2000, "CRITICAL")
-        .when(avg_ms > 1000, "WARNING")
-        .when(avg_ms > 500, "INFO")
-        .otherwise("OK")
-    )
+#: SPEC §5.1.8: the level of an average latency is the first whose threshold (ms) it exceeds.
+LEVEL_THRESHOLDS_MS = (("CRITICAL", 2000.0), ("WARNING", 1000.0), ("INFO", 500.0))
+
+
+def alert_level(avg_ms: Column) -> Column:
+    """The SPEC §5.1.8 level of an average latency in ms (OK below every threshold)."""
+    level = F.lit("OK")
+    for name, threshold in reversed(LEVEL_THRESHOLDS_MS):
+        level = F.when(avg_ms > threshold, name).otherwise(level)
+    return level
 
 
 def _pct_of(part: str, whole: str = "n") -> Column:
@@ -242,7 +245,7 @@ FAMILIES: tuple[Family, ...] = (
             F.col("lat_avg").alias("avg_latency_ms"),
             F.col("lat_max").alias("max_latency_ms"),
             F.col("lat_min").alias("min_latency_ms"),
-            _alert_level(F.col("lat_avg")).alias("alert_level"),
+            alert_level(F.col("lat_avg")).alias("alert_level"),
         ],
     ),
     # per-IP minute counts: the input of the DDoS rule (SPEC §5.2.3)

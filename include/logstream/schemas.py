@@ -107,3 +107,23 @@ USER_EVENT_FIELDS = [
 ]
 
 USER_EVENTS = T.StructType(USER_EVENT_FIELDS + _KAFKA_COORDINATES + _INGESTION_FIELDS)
+
+# -- latency_report (SPEC §7.3) ------------------------------------------------------------------
+#: One row per (hour, scope, service, stage); ``report_date`` is the partition column.
+LATENCY_REPORT = T.StructType(
+    [
+        T.StructField("report_hour", T.TimestampType(), False),  # start of the UTC hour
+        T.StructField("scope", T.StringType(), False),  # all | service | query
+        T.StructField("service", T.StringType(), False),  # service, "*" or query name
+        T.StructField("stage", T.StringType(), False),
+        T.StructField("unit", T.StringType(), False),  # ms | records
+        T.StructField("count", T.LongType(), False),
+        T.StructField("p50", T.DoubleType()),
+        T.StructField("p95", T.DoubleType()),
+        T.StructField("p99", T.DoubleType()),
+        T.StructField("max", T.DoubleType()),
+        T.StructField("avg", T.DoubleType()),
+        T.StructField("alert_level", T.StringType()),  # OK | INFO | WARNING | CRITICAL | null
+        T.StructField("report_date", T.DateType(), False),
+    ]
+)

@@ -7,6 +7,11 @@
   plus the ingestion totals (valid / quarantined / late) that the job records exactly once;
 * Prometheus gauges served on a loopback port (``metrics_port``; 0 turns the server off).
 
+* one JSON line per progress event in ``<status_dir>/history/<query>/<YYYY-MM-DD>.jsonl`` (UTC day
+  of the progress timestamp): batch duration, watermark, Kafka lag and event-time lag over time,
+  which the hourly latency report (:mod:`logstream.latency`) summarises. Daily files keep each
+  read small; files older than ``history_days`` are deleted when a new day starts.
+
 The supervisor and ``logstream status`` read the files; a file whose ``updated_at`` stops moving is
 a stalled or dead query.
 """
@@ -16,9 +21,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -173,13 +179,106 @@ def read_statuses(status_dir: str | Path) -> list[dict]:
     return statuses
 
 
-class StatusListener(StreamingQueryListener):
-    """Writes one status file per query and updates the Prometheus gauges."""
+#: Days of progress history kept per query (the latency report needs the last few hours).
+HISTORY_DAYS = 7
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 
-    def __init__(self, status_dir: str | Path, registry: TotalsRegistry, metrics: bool) -> None:
+
+def history_record(status: dict) -> dict:
+    """The history line of one progress status (what :func:`summarize_progress` returned)."""
+    lag_seconds = status.get("event_time_lag_seconds")
+    return {
+        "timestamp": status.get("progress_timestamp"),
+        "query": status.get("query"),
+        "run_id": status.get("run_id"),
+        "batch_id": status.get("batch_id"),
+        "num_input_rows": status.get("num_input_rows"),
+        "batch_duration_ms": status.get("batch_duration_ms"),
+        "watermark": status.get("watermark"),
+        "max_event_time": status.get("max_event_time"),
+        "kafka_lag": status.get("kafka_lag"),
+        "event_time_lag_ms": lag_seconds * 1000.0 if lag_seconds is not None else None,
+    }
+
+
+def _history_folder(status_dir: str | Path, query: str) -> Path:
+    return Path(status_dir) / "history" / (_UNSAFE_NAME.sub("_", query) or "_")
+
+
+def history_path(status_dir: str | Path, query: str, day: date) -> Path:
+    """``<status_dir>/history/<query>/<YYYY-MM-DD>.jsonl`` (unsafe characters become ``_``)."""
+    return _history_folder(status_dir, query) / f"{day.isoformat()}.jsonl"
+
+
+def append_history(status_dir: str | Path, record: dict, keep_days: int = HISTORY_DAYS) -> Path:
+    """Append one history line to its query's file for the record's UTC day.
+
+    A new day's file prunes the query's files older than ``keep_days``, so the history stays
+    bounded without a separate clean-up job.
+    """
+    stamp = _parse_time(record.get("timestamp")) or datetime.now(UTC)
+    day = stamp.astimezone(UTC).date()
+    query = str(record.get("query") or "unnamed")
+    target = history_path(status_dir, query, day)
+    is_new = not target.exists()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("a") as out:
+        out.write(json.dumps(record, default=str) + "\n")
+    if is_new:
+        oldest_kept = day - timedelta(days=keep_days - 1)
+        for old in target.parent.glob("*.jsonl"):
+            try:
+                if date.fromisoformat(old.stem) < oldest_kept:
+                    old.unlink(missing_ok=True)
+            except ValueError:
+                continue
+    return target
+
+
+def read_history(status_dir: str | Path, start: datetime, end: datetime) -> list[dict]:
+    """Every query's history lines with ``start <= timestamp < end`` (aware datetimes).
+
+    Lines that do not parse (a write cut short by a crash) are skipped, not fatal.
+    """
+    root = Path(status_dir) / "history"
+    if not root.is_dir():
+        return []
+    days = []
+    day = start.astimezone(UTC).date()
+    while day <= (end - timedelta(microseconds=1)).astimezone(UTC).date():
+        days.append(day)
+        day += timedelta(days=1)
+    records = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        for day in days:
+            path = folder / f"{day.isoformat()}.jsonl"
+            if not path.exists():
+                continue
+            for line in path.read_text().splitlines():
+                try:
+                    record = json.loads(line)
+                    stamp = _parse_time(record.get("timestamp"))
+                except (json.JSONDecodeError, ValueError, AttributeError):
+                    continue
+                if stamp is not None and start <= stamp < end:
+                    records.append(record)
+    return records
+
+
+class StatusListener(StreamingQueryListener):
+    """Writes one status file per query, appends its progress history, updates the gauges."""
+
+    def __init__(
+        self,
+        status_dir: str | Path,
+        registry: TotalsRegistry,
+        metrics: bool,
+        history_days: int = HISTORY_DAYS,
+    ) -> None:
         self.status_dir = Path(status_dir)
         self.registry = registry
         self.metrics = metrics
+        self.history_days = history_days
         self._dropped: dict[str, int] = {}
         self._last: dict[str, dict] = {}
         self._names: dict[str, str] = {}
@@ -217,6 +316,11 @@ class StatusListener(StreamingQueryListener):
         self._dropped[name] = status["rows_dropped_by_watermark"]
         status["state"] = "active"
         self._emit(name, status)
+        try:
+            record = {**history_record(status), "query": name}
+            append_history(self.status_dir, record, self.history_days)
+        except OSError as exc:
+            log.error("progress history not written", extra={"query": name, "error": str(exc)})
         if self.metrics:
             self._update_gauges(name, status)
 

@@ -27,6 +27,7 @@ def _fixed_schemas() -> dict[str, T.StructType]:
         "late_events": T.StructType([*schemas.EVENTS.fields, LATE_FOR]),
         "late_user_events": T.StructType([*schemas.USER_EVENTS.fields, LATE_FOR]),
         "anomalies": anomalies.ANOMALIES,
+        "latency_report": schemas.LATENCY_REPORT,
     }
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import threading
 
 from logstream import logs
 from logstream.alerts import build_alert_sink
@@ -69,9 +70,12 @@ def main(argv: list[str] | None = None) -> int:
     start_metrics_server(settings.metrics_port)
     options = RunOptions(pipelines=pipelines, available_now=args.available_now)
 
-    def stop(signum, frame):  # graceful stop: finish nothing new, keep checkpoints consistent
-        for query in spark.streams.active:
-            query.stop()
+    def stop(signum, frame):
+        """Graceful stop on SIGTERM: stop every query (checkpoints stay consistent). py4j is not
+        re-entrant and the main thread is inside awaitAnyTermination, so stop from a thread."""
+        threading.Thread(
+            target=lambda: [query.stop() for query in spark.streams.active], daemon=True
+        ).start()
 
     signal.signal(signal.SIGTERM, stop)
     try:

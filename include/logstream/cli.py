@@ -57,8 +57,58 @@ def _jars(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _print_outcome(outcome) -> None:
+    pid = f" (pid {outcome.pid})" if outcome.pid else ""
+    print(f"stream: {outcome.action}{pid}: {outcome.reason}")
+
+
+def _stream(args: argparse.Namespace, settings: Settings) -> int:
+    """Operator control of the streaming job through the supervisor (one instance, held stops)."""
+    from logstream import supervisor
+
+    if args.action == "start":
+        outcome = supervisor.start_job(settings)
+        _print_outcome(outcome)
+        if outcome.launched and args.wait:
+            health = supervisor.wait_for_progress(settings, outcome.started_at or 0.0)
+            print(f"stream: {health.state}: {health.reason}")
+        return 0
+    if args.action == "stop":
+        _print_outcome(supervisor.stop_job(settings))
+        return 0
+    health = supervisor.inspect(settings)
+    pid = f" (pid {health.pid})" if health.pid else ""
+    print(f"stream: {health.state}{pid}: {health.reason}")
+    if health.log:
+        print(f"stream: driver log {health.log}")
+    if health.error_excerpt and health.state in {"failed", "stalled"}:
+        print(health.error_excerpt)
+    return 0 if health.state in {"running", "starting"} else 3
+
+
+def _demo_traffic(settings: Settings, count: int) -> int:
+    """A seeded burst of realistic traffic so a fresh install has something to look at."""
+    from logstream.generator import (
+        GeneratorConfig,
+        iter_logs,
+        iter_user_events,
+        merge_by_clock,
+        produce,
+    )
+
+    config = GeneratorConfig(
+        seed=1,
+        count=count,
+        logs_topic=settings.logs_topic,
+        user_events_topic=settings.user_events_topic,
+    )
+    user_events = max(1, count // 10)
+    records = merge_by_clock(iter_logs(config), iter_user_events(config, user_events))
+    return produce(records, settings.kafka_bootstrap, total=count + user_events)
+
+
 def _up(args: argparse.Namespace, settings: Settings) -> int:
-    from logstream import airflow_local
+    from logstream import airflow_local, supervisor
     from logstream.kafka.admin import ensure_topics
     from logstream.kafka.broker import KafkaBroker
 
@@ -69,6 +119,18 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
         settings.topic_partitions,
     )
     print(status.describe())
+    print("stream: starting the streaming job (checkpoints are checked first) ...", flush=True)
+    outcome = supervisor.start_job(settings)
+    _print_outcome(outcome)
+    if outcome.launched:
+        health = supervisor.wait_for_progress(settings, outcome.started_at or 0.0)
+        print(f"stream: {health.state}: {health.reason}")
+    if args.demo:
+        sent = _demo_traffic(settings, args.demo)
+        print(
+            f"produce: {sent:,} seeded demo records sent to {settings.logs_topic} and "
+            f"{settings.user_events_topic}"
+        )
     print("airflow: starting (first start migrates the database, about a minute) ...", flush=True)
     url = airflow_local.start_standalone(settings)
     print(f"airflow: UI at {url}")
@@ -77,11 +139,15 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
         f"{airflow_local.password_file(settings)}"
     )
     print(f"airflow: logs in {settings.airflow_home / 'standalone.log'}; stop with `make down`")
+    print(
+        f"tables: {settings.data_root}; progress: `logstream status`; reports: "
+        f"{settings.reports_dir}"
+    )
     return 0
 
 
 def _down(args: argparse.Namespace, settings: Settings) -> int:
-    from logstream import airflow_local
+    from logstream import airflow_local, supervisor
     from logstream.kafka.broker import KafkaBroker
 
     print(
@@ -89,6 +155,7 @@ def _down(args: argparse.Namespace, settings: Settings) -> int:
         if airflow_local.stop_standalone(settings)
         else "airflow: was not running"
     )
+    _print_outcome(supervisor.stop_job(settings))
     print("kafka: stopped" if KafkaBroker(settings).stop() else "kafka: was not running")
     return 0
 
@@ -155,10 +222,27 @@ def build_parser() -> argparse.ArgumentParser:
     jars.add_argument("--force", action="store_true", help="fetch again even if cached")
     jars.set_defaults(handler=_jars)
 
-    up = commands.add_parser("up", help="start Kafka and the local Airflow; print where to look")
+    up = commands.add_parser(
+        "up", help="start Kafka, the streaming job and the local Airflow; print where to look"
+    )
+    up.add_argument(
+        "--demo",
+        type=int,
+        default=20_000,
+        metavar="N",
+        help="seeded demo log records to send after the start (0: none; default 20000)",
+    )
     up.set_defaults(handler=_up)
-    down = commands.add_parser("down", help="stop the local Airflow and Kafka")
+    down = commands.add_parser("down", help="stop the local Airflow, the streaming job and Kafka")
     down.set_defaults(handler=_down)
+    stream = commands.add_parser(
+        "stream", help="start, stop (held until started) or inspect the streaming job"
+    )
+    stream.add_argument("action", choices=["start", "stop", "status"])
+    stream.add_argument(
+        "--wait", action="store_true", help="after start: wait until every query made progress"
+    )
+    stream.set_defaults(handler=_stream)
     status = commands.add_parser("status", help="progress of the streaming queries")
     status.add_argument("--json", action="store_true", help="the raw status files as JSON")
     status.set_defaults(handler=_status)

@@ -375,7 +375,11 @@ def _may_be_access_log(payload: Column) -> Column:
 
 def _json_object(payload: Column, attempt: Column) -> Column:
     """The payload's JSON object as map<string,string>, or null if it is not one."""
-    return F.when(attempt & payload.endswith("}"), F.from_json(payload, "map<string,string>"))
+    # strict JSON: Spark would otherwise accept single-quoted strings (a Python dict repr)
+    strict = {"allowSingleQuotes": "false"}
+    return F.when(
+        attempt & payload.endswith("}"), F.from_json(payload, "map<string,string>", strict)
+    )
 
 
 def _access_log_matched(groups: Column, forced_format: str) -> Column:

@@ -39,7 +39,7 @@ def ingest_status(settings) -> dict:
         return {}
 
 
-def run_until_progress(settings, log, min_valid: int, timeout: float = 240) -> None:
+def run_until_progress(settings, log, min_valid: int, timeout: float = 420) -> None:
     """Start the job, wait until ingestion has landed at least ``min_valid`` events in this run,
     then SIGKILL the whole driver process group (JVM and Python): no shutdown hooks run."""
     Path(settings.status_dir, "ingest_logs.json").unlink(missing_ok=True)
@@ -74,7 +74,9 @@ def test_sigkill_twice_loses_and_duplicates_nothing(spark, kafka_broker, setting
         seed=11, count=15_000, events_per_second=40.0, late_share=0.0, logs_topic="kill-logs"
     )
     records = generate_logs(config)
-    thirds = [records[i::3] for i in range(3)]
+    # contiguous thirds in event time: each phase is newer than the last, so nothing is late
+    third = len(records) // 3
+    thirds = [records[:third], records[third : 2 * third], records[2 * third :]]
     ids: list[str] = []
     with open(tmp_path / "job.log", "ab") as log:
         ids += produce_with_ids(kafka_broker.bootstrap, thirds[0])

@@ -1,0 +1,204 @@
+"""log_stream_supervisor for real: Airflow runs the DAG (``dag.test()``), the DAG starts the real
+streaming job with spark-submit against a real Kafka broker; the test SIGKILLs the driver and the
+next DAG run brings it back from its checkpoint; nothing is lost or duplicated. A corrupted
+checkpoint stops the DAG with a clear error and an alert, and is left untouched."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from logstream import supervisor
+from logstream.config import Settings
+from logstream.generator import GeneratorConfig, generate_logs
+from logstream.kafka.admin import ensure_topics
+from logstream.tables import read_table
+from tests.helpers import produce_with_ids
+
+DAG_ID = "log_stream_supervisor"
+RUN_CONF = {"action": "supervise", "pipelines": "logs", "confirm_timeout_seconds": 240}
+
+
+@pytest.fixture
+def run(settings, kafka_broker, airflow_env, monkeypatch, tmp_path) -> Settings:
+    """What the DAG's tasks see through LOGSTREAM_*: the session broker, this test's folders and
+    topic, a small fast stream. The job is always stopped afterwards."""
+    suffix = uuid.uuid4().hex[:8]
+    values = {
+        "state_dir": tmp_path / "state",
+        "data_root": tmp_path / "data",
+        "checkpoint_root": tmp_path / "checkpoints",
+        "status_dir": tmp_path / "status",
+        "alert_sink": f"jsonl:{tmp_path / 'alerts.jsonl'}",
+        "kafka_host": settings.kafka_host,
+        "kafka_port": settings.kafka_port,
+        "logs_topic": f"sup-logs-{suffix}",
+        "user_events_topic": f"sup-user-events-{suffix}",
+        "trigger_interval": "1 second",
+        "max_offsets_per_trigger": 1_000,
+        "spark_master": "local[2]",
+        "shuffle_partitions": 2,
+        "spark_driver_memory": "1g",
+        "supervisor_backoff_seconds": 5,
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(f"LOGSTREAM_{name.upper()}", str(value))
+    ensure_topics(kafka_broker.bootstrap, [values["logs_topic"]], 4)
+    settings_seen_by_tasks = Settings.load()
+    try:
+        yield settings_seen_by_tasks
+    finally:
+        record = supervisor.read_record(settings_seen_by_tasks)
+        with contextlib.suppress(Exception):
+            supervisor.stop_job(settings_seen_by_tasks)
+        if record is not None:  # whatever happened above, no job outlives the test
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(record.pid, signal.SIGKILL)
+
+
+def totals(run: Settings) -> dict:
+    path = Path(run.status_dir) / "ingest_logs.json"
+    try:
+        return json.loads(path.read_text()).get("totals", {})
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def wait_for_landed(
+    run: Settings, at_least: int, kinds: tuple[str, ...] = ("valid",), timeout: float = 180
+) -> None:
+    """Wait until ingestion's totals (cumulative over restarts, kept exactly once in its
+    checkpoint) of ``kinds`` reach ``at_least`` records."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sum(totals(run).get(kind, 0) for kind in kinds) >= at_least:
+            return
+        health = supervisor.inspect(run)
+        assert health.state not in {"failed", "stopped"}, (health.reason, health.error_excerpt)
+        time.sleep(0.5)
+    raise AssertionError(f"fewer than {at_least} valid events after {timeout}s: {totals(run)}")
+
+
+def alerts(run: Settings) -> list[dict]:
+    path = Path(run.alert_sink.removeprefix("jsonl:"))
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_sigkilled_driver_is_restarted_from_its_checkpoint_exactly_once(
+    run, dag_bag, kafka_broker, request
+):
+    dag = dag_bag.get_dag(DAG_ID)
+    records = generate_logs(
+        GeneratorConfig(
+            seed=7, count=3_000, events_per_second=20.0, late_share=0.0, logs_topic=run.logs_topic
+        )
+    )
+    thirds = [records[i::3] for i in range(3)]
+    valid_after = [sum(r.truth is not None for r in part) for part in thirds]
+
+    # before: a first third waits in Kafka; the DAG starts the job and it lands them
+    ids = produce_with_ids(kafka_broker.bootstrap, thirds[0])
+    first = dag.test(run_conf=RUN_CONF)
+    assert first.state == "success"
+    started = supervisor.read_record(run)
+    assert started is not None and supervisor.inspect(run).state == "running"
+    wait_for_landed(run, valid_after[0])
+
+    # during: a second third arrives and the driver is SIGKILLed mid-stream
+    ids += produce_with_ids(kafka_broker.bootstrap, thirds[1])
+    wait_for_landed(run, valid_after[0] + 1)
+    os.killpg(started.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while supervisor.inspect(run).state != "failed":
+        assert time.monotonic() < deadline, "the killed driver still looks alive"
+        time.sleep(0.2)
+
+    # the next watchdog run sees the dead driver and restarts it from the checkpoint
+    second = dag.test(run_conf=RUN_CONF)
+    assert second.state == "success"
+    restarted = supervisor.read_record(run)
+    assert restarted.pid != started.pid and supervisor.inspect(run).state == "running"
+    assert [r["reason"].split(":")[0] for r in supervisor.read_history(run)] == ["failed"]
+
+    # after: the last third, then everything is in
+    ids += produce_with_ids(kafka_broker.bootstrap, thirds[2])
+    wait_for_landed(run, len(records), kinds=("valid", "quarantined"))
+    assert supervisor.stop_job(run).action == "stopped"
+    assert supervisor.inspect(run).state == "held"
+
+    spark = request.getfixturevalue("spark")
+    by_id = dict(zip(ids, thirds[0] + thirds[1] + thirds[2], strict=True))
+    valid = {event_id for event_id, record in by_id.items() if record.truth is not None}
+    landed = [row.event_id for row in read_table(spark, run, "events").select("event_id").collect()]
+    quarantined = [
+        f"{row.kafka_topic}:{row.kafka_partition}:{row.kafka_offset}"
+        for row in read_table(spark, run, "quarantine").collect()
+    ]
+    # every valid event exactly once in `events`
+    assert len(landed) == len(set(landed)), "events duplicated across the kill and restart"
+    assert valid <= set(landed), f"{len(valid - set(landed))} valid events missing"
+    # and every record produced (before, during, after) exactly once in events or quarantine
+    everything = landed + quarantined
+    assert len(everything) == len(set(everything)) and set(everything) == set(by_id)
+    assert totals(run)["valid"] == len(landed)
+
+
+def test_corrupt_checkpoint_fails_the_run_with_an_alert_and_is_left_alone(
+    run, dag_bag, kafka_broker, spark
+):
+    # a real checkpoint, written by Spark from the job's topic
+    produce_with_ids(
+        kafka_broker.bootstrap,
+        generate_logs(GeneratorConfig(seed=3, count=200, logs_topic=run.logs_topic)),
+    )
+    checkpoint = Path(run.checkpoint_root) / "ingest_logs"
+    query = (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", run.kafka_bootstrap)
+        .option("subscribe", run.logs_topic)
+        .option("startingOffsets", "earliest")
+        .option("maxOffsetsPerTrigger", 50)
+        .load()
+        .writeStream.format("noop")
+        .option("checkpointLocation", str(checkpoint))
+        .trigger(availableNow=True)
+        .start()
+    )
+    query.awaitTermination()
+    assert [r.query for r in supervisor.validate_checkpoints(run)] == ["ingest_logs"]
+
+    latest = max(int(p.name) for p in (checkpoint / "offsets").iterdir() if p.name.isdigit())
+    (checkpoint / "offsets" / str(latest)).write_bytes(b"\x00\x13garbage")
+    before = {p: p.read_bytes() for p in checkpoint.rglob("*") if p.is_file()}
+
+    dag_run = dag_bag.get_dag(DAG_ID).test(run_conf=RUN_CONF)
+
+    assert dag_run.state == "failed"
+    states = {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
+    assert states == {
+        "preflight": "success",
+        "check": "failed",
+        "act": "upstream_failed",
+        "confirm": "upstream_failed",
+    }
+    bad_file = f"{checkpoint}/offsets/{latest}"
+    by_kind = {alert["kind"]: alert for alert in alerts(run)}
+    assert by_kind["checkpoint_invalid"]["severity"] == "critical"
+    assert by_kind["checkpoint_invalid"]["details"]["file"] == bad_file
+    message = by_kind["checkpoint_invalid"]["details"]["message"]
+    assert "is corrupt" in message and "restore the folder from a backup" in message.lower()
+    assert f"mv {checkpoint} {checkpoint}.broken-" in message
+    # the failed task's own alert carries the same message
+    failure = by_kind["pipeline_failure"]
+    assert failure["details"]["task_id"] == "check"
+    assert "checkpoint of query ingest_logs is corrupt" in failure["summary"]
+
+    assert {p: p.read_bytes() for p in checkpoint.rglob("*") if p.is_file()} == before
+    assert supervisor.read_record(run) is None and supervisor.find_job_processes(run) == []

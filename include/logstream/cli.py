@@ -59,7 +59,10 @@ def _jars(args: argparse.Namespace, settings: Settings) -> int:
 
 def _print_outcome(outcome) -> None:
     pid = f" (pid {outcome.pid})" if outcome.pid else ""
-    print(f"stream: {outcome.action}{pid}: {outcome.reason}")
+    if outcome.launched:
+        print(f"stream: {outcome.action}{pid}; before: {outcome.reason}")
+    else:
+        print(f"stream: {outcome.action}{pid}: {outcome.reason}")
 
 
 def _stream(args: argparse.Namespace, settings: Settings) -> int:

@@ -127,3 +127,20 @@ LATENCY_REPORT = T.StructType(
         T.StructField("report_date", T.DateType(), False),
     ]
 )
+
+# -- reconciliation_report (SPEC §6): one row per window the nightly replay changed -----------
+RECONCILIATION_REPORT = T.StructType(
+    [
+        T.StructField("family", T.StringType(), False),
+        # missing_in_stream | different | only_in_stream
+        T.StructField("change", T.StringType(), False),
+        T.StructField("window_start", T.TimestampType()),
+        T.StructField("window_end", T.TimestampType()),
+        T.StructField("entity", T.StringType()),  # the group key values joined with "|"
+        T.StructField("count_column", T.StringType(), False),
+        T.StructField("streamed_count", T.LongType()),
+        T.StructField("reconciled_count", T.LongType()),
+        T.StructField("changed_columns", T.ArrayType(T.StringType())),
+        T.StructField("report_date", T.DateType()),  # partition column
+    ]
+)

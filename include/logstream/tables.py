@@ -28,6 +28,7 @@ def _fixed_schemas() -> dict[str, T.StructType]:
         "late_user_events": T.StructType([*schemas.USER_EVENTS.fields, LATE_FOR]),
         "anomalies": anomalies.ANOMALIES,
         "latency_report": schemas.LATENCY_REPORT,
+        "reconciliation_report": schemas.RECONCILIATION_REPORT,
     }
 
 

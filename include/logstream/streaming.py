@@ -224,7 +224,9 @@ class IngestBatchHandler:
         writers["events"].write(events, batch_id)
         writers["quarantine"].write(rejected, batch_id)
         writers["late"].write(late, batch_id)
-        late_user_anomalies = self._late_users(late, state) if stats["late"] else []
+        # SPEC §5.2.6 counts a user's late *log* events; user-events have their own rule (§5.2.5)
+        counts_late_users = stats["late"] and self.pipeline.name == "logs"
+        late_user_anomalies = self._late_users(late, state) if counts_late_users else []
         if late_user_anomalies:
             rows = self.spark.createDataFrame(late_user_anomalies, anomalies.ANOMALIES)
             writers["anomalies"].write(rows, batch_id)

@@ -16,7 +16,7 @@ import argparse
 import sys
 
 from logstream import logs
-from logstream.config import Settings
+from logstream.config import add_settings_arguments, settings_from_arguments
 from logstream.errors import LogstreamError
 from logstream.latency import parse_hour, report_folder, run_report
 from logstream.spark import build_spark_session
@@ -27,15 +27,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--hour", required=True, help="UTC hour to report, e.g. 2026-11-25T13")
-    parser.add_argument("--config", help="YAML settings file")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one setting, e.g. --set data_root=s3a://bucket/logstream",
-    )
+    add_settings_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -43,12 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logs.configure()
     try:
-        overrides = dict(item.split("=", 1) for item in args.overrides)
-    except ValueError:
-        print(f"latency_report: --set takes KEY=VALUE, got {args.overrides}", file=sys.stderr)
-        return 2
-    try:
-        settings = Settings.load(args.config, **overrides)
+        settings = settings_from_arguments(args)
         hour = parse_hour(args.hour)
         report_folder(settings)  # a remote reports_dir is a config error, before Spark starts
     except LogstreamError as exc:

@@ -17,7 +17,7 @@ import sys
 from datetime import date
 
 from logstream import logs
-from logstream.config import Settings
+from logstream.config import add_settings_arguments, settings_from_arguments
 from logstream.errors import LogstreamError
 from logstream.quality import (
     docs_dir,
@@ -47,15 +47,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="NAME=VALUE",
         help="run-time expectation parameter: fresh_since=ISO-TIME or freshness_minutes=N",
     )
-    parser.add_argument("--config", help="YAML settings file")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one setting, e.g. --set data_root=s3a://bucket/logstream",
-    )
+    add_settings_arguments(parser)
     parser.add_argument("--run-id", default="", help="recorded in the result (the Airflow run)")
     return parser.parse_args(argv)
 
@@ -74,9 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logs.configure()
     try:
-        overrides = _pairs(args.overrides, "--set")
         params = _pairs(args.params, "--param")
-        settings = Settings.load(args.config, **overrides)
+        settings = settings_from_arguments(args)
         try:
             day = date.fromisoformat(args.date)
         except ValueError:

@@ -20,7 +20,7 @@ import traceback
 from datetime import UTC, datetime
 
 from logstream import logs
-from logstream.config import Settings
+from logstream.config import add_settings_arguments, settings_from_arguments
 from logstream.errors import LogstreamError
 from logstream.metrics import configured_families
 from logstream.reconcile import parse_day, reconcile_day
@@ -32,15 +32,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--date", required=True, help="the UTC day to reconcile, YYYY-MM-DD")
-    parser.add_argument("--config", help="YAML settings file")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one setting, e.g. --set data_root=s3a://bucket/logstream",
-    )
+    add_settings_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -48,12 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logs.configure()
     try:
-        overrides = dict(item.split("=", 1) for item in args.overrides)
-    except ValueError:
-        print(f"reconcile_day: --set takes KEY=VALUE, got {args.overrides}", file=sys.stderr)
-        return 2
-    try:
-        settings = Settings.load(args.config, **overrides)
+        settings = settings_from_arguments(args)
         families = configured_families(settings.windows)
         day = parse_day(args.date)
         today = datetime.now(UTC).date()

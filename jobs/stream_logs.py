@@ -18,7 +18,7 @@ import threading
 
 from logstream import logs
 from logstream.alerts import build_alert_sink
-from logstream.config import Settings
+from logstream.config import add_settings_arguments, settings_from_arguments
 from logstream.errors import LogstreamError
 from logstream.spark import build_spark_session
 from logstream.status import StatusListener, TotalsRegistry, start_metrics_server
@@ -29,15 +29,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("--config", help="YAML settings file")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one setting, e.g. --set data_root=s3a://bucket/logstream",
-    )
+    add_settings_arguments(parser)
     parser.add_argument("--pipelines", default="logs,user_events")
     parser.add_argument("--available-now", action="store_true", help="catch up, then exit")
     return parser.parse_args(argv)
@@ -47,12 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logs.configure()
     try:
-        overrides = dict(item.split("=", 1) for item in args.overrides)
-    except ValueError:
-        print(f"stream_logs: --set takes KEY=VALUE, got {args.overrides}", file=sys.stderr)
-        return 2
-    try:
-        settings = Settings.load(args.config, **overrides)
+        settings = settings_from_arguments(args)
         pipelines = tuple(p.strip() for p in args.pipelines.split(",") if p.strip())
         unknown = set(pipelines) - {"logs", "user_events"}
         if unknown:

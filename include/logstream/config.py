@@ -8,6 +8,7 @@ command-line arguments; they never read Airflow Variables.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import os
@@ -207,3 +208,27 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
             f"setting {name}={value!r} is not a valid {getattr(target, '__name__', target)}"
         ) from None
     return value
+
+
+def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--config FILE`` and repeatable ``--set KEY=VALUE``: how every job receives its settings."""
+    parser.add_argument("--config", help="YAML settings file")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one setting, e.g. --set data_root=s3a://bucket/logstream",
+    )
+
+
+def settings_from_arguments(args: argparse.Namespace) -> Settings:
+    """The settings a job was given (`add_settings_arguments`); ConfigError if malformed."""
+    overrides: dict[str, str] = {}
+    for item in args.overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set takes KEY=VALUE, got {item!r}")
+        overrides[key.strip()] = value
+    return Settings.load(args.config, **overrides)

@@ -29,6 +29,16 @@ ANOMALY_COLUMNS = [
     "window_date",
 ]
 
+#: Every ``anomalies.kind`` the rules of SPEC §5.2 emit (the quality gate checks the column).
+KINDS = (
+    "response_time_zscore",
+    "error_rate_spike",
+    "ddos_suspect",
+    "suspicious_ip",
+    "high_activity_user",
+    "late_data_user",
+)
+
 ANOMALIES = T.StructType(
     [
         T.StructField("anomaly_id", T.StringType(), False),

@@ -46,7 +46,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from logstream import metrics, schemas
+from logstream import anomalies, metrics, schemas
 from logstream.alerts import Alert, notify, task_failure_alert
 from logstream.config import Settings
 from logstream.errors import ConfigError
@@ -74,14 +74,7 @@ SAMPLE_SIZE = 5
 REQUEST_COUNTS_CHECK = "cross/request_counts"
 
 #: Anomaly kinds written by logstream.anomalies and the streaming job's late-data rule.
-ANOMALY_KINDS = (
-    "response_time_zscore",
-    "error_rate_spike",
-    "ddos_suspect",
-    "suspicious_ip",
-    "high_activity_user",
-    "late_data_user",
-)
+ANOMALY_KINDS = anomalies.KINDS
 SEVERITIES = ("info", "warning", "critical")
 HEALTH_SCORES = (100, 80, 60, 40)
 LATENCY_LEVELS = ("CRITICAL", "WARNING", "INFO", "OK")

@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.include.test_alerts import CHANNEL_ENV, Receiver
+from tests.helpers import CHANNEL_ENV, Receiver
 
 DAG_SOURCE = """
 from datetime import datetime, timezone

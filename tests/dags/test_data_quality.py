@@ -4,16 +4,14 @@ suites and never publishes; a clean day publishes the quality-passed asset."""
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from logstream.quality import SERVICE_REQUEST_COUNTS, load_result
+from tests.helpers import Receiver
 from tests.integration.test_quality import DAY, write_day
 
 #: the suites these runs check: the broken ones, and the cross-table check that still holds
@@ -39,28 +37,10 @@ def days(spark, settings, tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture
-def receiver() -> Iterator[tuple[str, list[dict]]]:
+def receiver() -> Iterator[Receiver]:
     """A JSON webhook on a free loopback port that records what it receives."""
-    received: list[dict] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            received.append(json.loads(body))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/", received
-    finally:
-        server.shutdown()
-        server.server_close()
+    with Receiver() as server:
+        yield server
 
 
 def run_data_quality(dag_bag, monkeypatch, settings, root: Path, webhook: str):
@@ -84,7 +64,7 @@ def run_data_quality(dag_bag, monkeypatch, settings, root: Path, webhook: str):
 def test_broken_day_fails_alerts_and_does_not_publish(
     dag_bag, airflow_env, monkeypatch, settings, days, receiver
 ):
-    webhook, received = receiver
+    webhook = f"{receiver.url}/"
     run, states = run_data_quality(dag_bag, monkeypatch, settings, days["broken"], webhook)
 
     assert run.state == "failed"
@@ -94,7 +74,8 @@ def test_broken_day_fails_alerts_and_does_not_publish(
     assert verdict is not None and verdict.run_id == run.run_id and not verdict.success
     assert verdict.failed_suites == ["events", "response_time", "processing_latency"]
 
-    (alert,) = received  # one page: the quality alert replaces the generic failure alert
+    # one page: the quality alert replaces the generic failure alert
+    (alert,) = receiver.json_bodies()
     assert alert["kind"] == "quality_failure"
     assert alert["severity"] == "critical"
     assert alert["details"]["failed_suites"] == ["events", "response_time", "processing_latency"]
@@ -110,12 +91,12 @@ def test_broken_day_fails_alerts_and_does_not_publish(
 def test_clean_day_passes_and_publishes(
     dag_bag, airflow_env, monkeypatch, settings, days, receiver
 ):
-    webhook, received = receiver
+    webhook = f"{receiver.url}/"
     run, states = run_data_quality(dag_bag, monkeypatch, settings, days["clean"], webhook)
 
     assert run.state == "success"
     assert states == {"plan": "success", "validate": "success", "publish": "success"}
-    assert received == []
+    assert receiver.json_bodies() == []
     verdict = load_result(settings.replace(reports_dir=str(days["clean"] / "reports")), DAY)
     assert verdict.success and verdict.run_id == run.run_id
     assert [suite.suite for suite in verdict.suites] == SUITES.split(",")

@@ -11,7 +11,6 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -30,73 +29,7 @@ from logstream.alerts import (
 from logstream.config import Settings
 from logstream.logs import KeyValueFormatter
 from tests.conftest import free_port
-
-CHANNEL_ENV = (
-    "LOGSTREAM_ALERT_SINK",
-    "LOGSTREAM_SLACK_WEBHOOK_URL",
-    "LOGSTREAM_ALERT_WEBHOOK_URL",
-    "LOGSTREAM_SMTP_HOST",
-    "LOGSTREAM_SMTP_PORT",
-    "LOGSTREAM_SMTP_USER",
-    "LOGSTREAM_SMTP_PASSWORD",
-    "LOGSTREAM_SMTP_FROM",
-    "LOGSTREAM_SMTP_TO",
-    "LOGSTREAM_SMTP_STARTTLS",
-    "LOGSTREAM_SMTP_SSL",
-    "AIRFLOW_CONN_LOGSTREAM_SLACK",
-    "AIRFLOW_CONN_LOGSTREAM_WEBHOOK",
-    "AIRFLOW_CONN_LOGSTREAM_SMTP",
-)
-
-
-class Receiver:
-    """A loopback HTTP server that records every POST and answers ``status`` after ``delay_s``."""
-
-    def __init__(self, status: int = 200, delay_s: float = 0.0) -> None:
-        self.status = status
-        self.delay_s = delay_s
-        self.requests: list[dict] = []
-        self._closing = threading.Event()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                receiver.requests.append(
-                    {"path": self.path, "headers": dict(self.headers), "body": body}
-                )
-                if receiver.delay_s:
-                    receiver._closing.wait(receiver.delay_s)
-                try:
-                    self.send_response(receiver.status)
-                    self.send_header("Content-Length", "2")
-                    self.end_headers()
-                    self.wfile.write(b"ok")
-                except OSError:
-                    pass  # the client gave up (timeout): nothing to answer
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-
-    def __enter__(self) -> Receiver:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._closing.set()
-        self.server.shutdown()
-        self.server.server_close()
-
-    def json_bodies(self) -> list[dict]:
-        return [json.loads(request["body"]) for request in self.requests]
+from tests.helpers import CHANNEL_ENV, Receiver
 
 
 class MailRecorder:

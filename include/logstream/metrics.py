@@ -3,13 +3,11 @@
 A :class:`Family` names its grouping keys, window, slide and watermark delay, the named
 aggregates it needs from :data:`AGGREGATES`, and a projection from those aggregates to its table
 columns. Families with the same source, keys, window, slide and delay are computed by ONE
-aggregation (:func:`group_families`): one state store and one shuffle serve several tables.
+aggregation (:func:`group_families`): one shuffle serves several tables.
 
-* Streaming (:func:`aggregate_stream`): rows later than the family's delay (``lateness_ms``,
-  stamped by ingestion) are left out, then ``withWatermark`` + ``groupBy(window, keys)`` in append
-  mode emits each window once, final, when the watermark passes its end.
-* Batch (:func:`aggregate_batch`): the same aggregates over every event, no watermark; this is the
-  nightly reconciliation and the tests' reference path.
+:func:`aggregate_batch` is the one aggregation: the stream applies it to the on-time rows of the
+windows that just became final (:mod:`logstream.finalize`), the nightly reconciliation to every
+event of a day.
 """
 
 from __future__ import annotations
@@ -364,19 +362,6 @@ def _aggregate(df: DataFrame, group: tuple[Family, ...]) -> DataFrame:
             *names,
         )
     )
-
-
-def aggregate_stream(group: tuple[Family, ...]) -> Callable[[DataFrame], DataFrame]:
-    """Streaming aggregation for a family group: on-time rows only, watermarked, append mode."""
-    head = group[0]
-
-    def transform(events: DataFrame) -> DataFrame:
-        on_time = events.where(
-            F.col("lateness_ms").isNull() | (F.col("lateness_ms") <= head.delay_ms)
-        )
-        return _aggregate(on_time.withWatermark(head.time_column, head.delay), group)
-
-    return transform
 
 
 def aggregate_batch(group: tuple[Family, ...]) -> Callable[[DataFrame], DataFrame]:

@@ -281,7 +281,7 @@ def parse_user_events(options: ParseOptions) -> Callable[[DataFrame], DataFrame]
                 F.col("json").isNotNull().alias("is_json"),
                 F.lit(False).alias("is_access"),
                 timestamp.alias("timestamp_text"),
-                timestamp.try_cast(_EPOCH_TYPE).alias("timestamp_epoch"),
+                _epoch(timestamp).alias("timestamp_epoch"),
                 fields["user_id"].alias("user_id"),
                 fields["action"].alias("action"),
                 _trimmed(fields["value"]).alias("value_text"),
@@ -411,7 +411,7 @@ def _json_log_fields(fields: Column) -> dict[str, Column]:
         "extra": _extra(fields, LOG_JSON_KEYS),
         "source_format": F.lit("json"),
         "timestamp_text": timestamp,
-        "timestamp_epoch": timestamp.try_cast(_EPOCH_TYPE),
+        "timestamp_epoch": _epoch(timestamp),
         "status_text": _trimmed(fields["status_code"]),
         "response_time_text": _trimmed(fields["response_time"]),
         "bytes_text": _trimmed(fields["bytes_sent"]),
@@ -478,6 +478,12 @@ def _finite_double(text: Column) -> Column:
     """``text`` as a double when it is a finite number (as JSON writes one), else null."""
     number = F.when(text.rlike(_NUMBER), text.try_cast("double"))
     return F.when(F.abs(number) < float("inf"), number)
+
+
+def _epoch(text: Column) -> Column:
+    """``text`` as an exact epoch number, null when it is not a number. The pattern check comes
+    first because a failed decimal cast is slow (it throws inside the JVM)."""
+    return F.when(text.rlike(_NUMBER), text.try_cast(_EPOCH_TYPE))
 
 
 def _json_event_time(text: Column, epoch: Column) -> Column:

@@ -37,6 +37,12 @@ def spark_conf(settings: Settings, extra: Mapping[str, str] | None = None) -> di
         ),
         "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
         "spark.sql.adaptive.enabled": "true",
+        # the job caches each parsed micro-batch once and reads it a few times: building an
+        # uncompressed cache is cheaper than compressing what lives for seconds
+        "spark.sql.inMemoryColumnarStorage.compressed": "false",
+        # a micro-batch spans few event hours: keep a writer per partition open instead of
+        # sorting every task's rows by partition
+        "spark.sql.maxConcurrentOutputFileWriters": "16",
         "spark.sql.sources.partitionOverwriteMode": "dynamic",
         # local runs stay on loopback
         "spark.driver.host": "127.0.0.1",

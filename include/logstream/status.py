@@ -79,9 +79,7 @@ def _parse_time(text: str | None) -> datetime | None:
 def summarize_progress(progress: dict, dropped_so_far: int) -> dict:
     """The status-file view of one progress event (pure; unit-tested)."""
     state_ops = progress.get("stateOperators") or []
-    observed = progress.get("observedMetrics") or {}
-    late_rows = sum(int(row.get("late_rows", 0) or 0) for row in observed.values())
-    dropped_now = late_rows + sum(int(op.get("numRowsDroppedByWatermark", 0)) for op in state_ops)
+    dropped_now = sum(int(op.get("numRowsDroppedByWatermark", 0)) for op in state_ops)
     lags = [lag for lag in (kafka_lag(s) for s in progress.get("sources", [])) if lag is not None]
     event_time = progress.get("eventTime") or {}
     max_event = _parse_time(event_time.get("max"))
@@ -285,7 +283,22 @@ class StatusListener(StreamingQueryListener):
 
     def _emit(self, name: str, status: dict) -> None:
         status["updated_at"] = datetime.now(UTC).isoformat()
-        status["totals"] = self.registry.get(name)
+        values = self.registry.get(name)
+        # the ingestion handlers keep the watermarks (no Spark withWatermark in the job)
+        watermark = values.pop("watermark", None)
+        max_event_time = values.pop("max_event_time", None)
+        final_through = values.pop("final_through", None)
+        if watermark and not status.get("watermark"):
+            status["watermark"] = watermark
+        if max_event_time and not status.get("max_event_time"):
+            status["max_event_time"] = max_event_time
+            stamp = _parse_time(status.get("progress_timestamp"))
+            if stamp is not None:
+                lag = stamp - _parse_time(max_event_time)
+                status["event_time_lag_seconds"] = lag.total_seconds()
+        if final_through:
+            status["windows_final_through"] = final_through
+        status["totals"] = values
         if "late" in status["totals"]:
             # ingestion: rows behind the watermark, counted exactly once across restarts
             status["rows_dropped_by_watermark"] = status["totals"]["late"]

@@ -1,43 +1,47 @@
-"""The streaming pipeline (SPEC §2-§6, §9): queries, their sinks and their order.
+"""The streaming pipeline (SPEC §2-§6, §9): one query per input topic, its sinks and their order.
 
-Two kinds of query, each with its own name and checkpoint:
+``ingest_<pipeline>`` (its own name and checkpoint) reads Kafka, parses every record ONCE and
+hands each micro-batch to :class:`IngestBatchHandler`, which, exactly once per batch id
+(:mod:`logstream.sinks`):
 
-``ingest_<pipeline>``
-    Kafka -> parse ONCE -> ``foreachBatch``: bronze events, quarantine and late events, written
-    exactly once (:mod:`logstream.sinks`). It tracks the event-time high-water mark across
-    micro-batches (in its checkpoint folder, per batch id, so a replayed batch sees the same
-    value) and stamps every event with ``lateness_ms`` = high-water mark before the batch minus
-    its event time. ``late_events`` holds the events later than the smallest watermark delay.
+1. lands bronze events, quarantine and late events. It tracks the event-time high-water mark
+   across micro-batches (in its checkpoint folder, per batch id, so a replayed batch sees the
+   same value) and stamps every event with ``lateness_ms`` = high-water mark before the batch
+   minus its event time; ``late_events`` holds the events later than the smallest delay;
+2. moves each metric family group's watermark (high-water mark - delay) and writes the windows
+   that became final, computed from bronze (:mod:`logstream.finalize`): append semantics, one
+   row per window, emitted once;
+3. runs the anomaly rules on the new windows (with the committed history where a rule needs it),
+   writes ``anomalies`` and sends the alerts.
 
-``metrics_<group>``
-    the bronze table as a Parquet file stream -> on-time rows -> watermarked windows (append:
-    one final row per window) -> ``foreachBatch``: the group's metric tables, then the anomaly
-    rules over the committed tables, then alerts.
-
-Parsing happens once per record; each family group holds one state store. The lateness stamp makes
-"late" a property of the data as ingested, so the rows a metric query leaves out are exactly the
-rows ``late_events`` holds for that delay, whatever the micro-batch boundaries of later queries.
+Each record is read from Kafka and parsed once; the windows' open rows live in bronze rather than
+in a streaming state store; one commit cycle per micro-batch serves every table. The lateness
+stamp makes "late" a property of the data as ingested, so the rows a metric leaves out are
+exactly the rows ``late_events`` holds for that delay, whatever the micro-batch boundaries.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.streaming import StreamingQuery
 
-from logstream import anomalies, metrics, parsing, schemas
+from logstream import anomalies, finalize, metrics, parsing, reconcile, schemas
 from logstream.alerts import Alert, AlertSink
 from logstream.config import Settings
 from logstream.fs import HadoopFS
 from logstream.sinks import BatchTableWriter
 from logstream.status import TotalsRegistry
-from logstream.tables import read_table, table_path
+from logstream.tables import table_path, table_schema
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +107,7 @@ class IngestState:
         default_factory=lambda: {"valid": 0, "quarantined": 0, "late": 0}
     )
     late_users: dict[str, dict[str, int]] = field(default_factory=dict)  # date -> user -> n
+    final_through: dict[str, int] = field(default_factory=dict)  # group -> emitted through (ms)
 
     @classmethod
     def load(cls, fs: HadoopFS, folder: str, batch_id: int) -> IngestState:
@@ -126,8 +131,15 @@ class IngestState:
                 fs.delete(f"{folder}/{name}", recursive=False)
 
 
+def _iso(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
+
+
 class IngestBatchHandler:
-    """``foreachBatch`` of an ingestion query: bronze, quarantine, late events, exactly once."""
+    """``foreachBatch`` of an ingestion query: bronze, quarantine, late events, final windows,
+    anomalies and alerts, exactly once per batch id."""
 
     def __init__(
         self,
@@ -146,10 +158,9 @@ class IngestBatchHandler:
         self.checkpoint = checkpoint_path(settings, self.query_name)
         self.state_folder = f"{self.checkpoint}/logstream_state"
         self.fs = HadoopFS(spark)
-        self.delays = sorted(
-            {(f.name, f.delay_ms) for f in families if f.source == pipeline.source},
-            key=lambda item: item[1],
-        )
+        self.families = [f for f in families if f.source == pipeline.source]
+        self.groups = metrics.group_families(self.families)
+        self.delays = sorted({(f.name, f.delay_ms) for f in self.families}, key=lambda d: d[1])
         self.late_threshold_ms = self.delays[0][1] if self.delays else 0
         self.thresholds = thresholds
         self.registry = registry
@@ -159,23 +170,18 @@ class IngestBatchHandler:
     def writers(self) -> dict[str, BatchTableWriter]:
         if self._writers is None:
             scope = f"{self.query_name}-{_query_id(self.fs, self.checkpoint)}"
-            path = lambda table: table_path(self.settings, table)  # noqa: E731
+
+            def writer(table: str, *partitions: str) -> BatchTableWriter:
+                return BatchTableWriter(
+                    self.spark, table_path(self.settings, table), scope, partitions
+                )
+
             self._writers = {
-                "events": BatchTableWriter(
-                    self.spark,
-                    path(self.pipeline.events_table),
-                    scope,
-                    ["event_date", "event_hour"],
-                ),
-                "quarantine": BatchTableWriter(
-                    self.spark, path("quarantine"), scope, ["quarantine_date"]
-                ),
-                "late": BatchTableWriter(
-                    self.spark, path(self.pipeline.late_table), scope, ["event_date"]
-                ),
-                "anomalies": BatchTableWriter(
-                    self.spark, path("anomalies"), scope, ["window_date"]
-                ),
+                "events": writer(self.pipeline.events_table, "event_date", "event_hour"),
+                "quarantine": writer("quarantine", "quarantine_date"),
+                "late": writer(self.pipeline.late_table, "event_date"),
+                "anomalies": writer("anomalies", "window_date"),
+                **{family.name: writer(family.name, "window_date") for family in self.families},
             }
         return self._writers
 
@@ -183,12 +189,41 @@ class IngestBatchHandler:
         state = IngestState.load(self.fs, self.state_folder, batch_id)
         parsed = batch.persist()
         try:
-            self._land(parsed, batch_id, state)
+            batch_min_ms, late_user_anomalies = self._land(parsed, batch_id, state)
         finally:
             parsed.unpersist()
-        self.registry.update(self.query_name, dict(state.totals))
+        cached: list[DataFrame] = []
+        try:
+            detections = self._finalize(batch_id, state, batch_min_ms, cached)
+            found = self._write_anomalies(batch_id, late_user_anomalies, detections)
+        finally:
+            for frame in cached:
+                frame.unpersist()
+        state.save(self.fs, self.state_folder, batch_id)
+        for row in found:
+            self.alert_sink.send(_alert_from_anomaly(row, self.settings))
+        self._publish(state)
 
-    def _land(self, parsed: DataFrame, batch_id: int, state: IngestState) -> None:
+    def _publish(self, state: IngestState) -> None:
+        """Counters and watermarks for the status file (see :class:`StatusListener`)."""
+        high_water = state.max_event_time_ms
+        self.registry.update(
+            self.query_name,
+            {
+                **state.totals,
+                "max_event_time": _iso(high_water),
+                "watermark": _iso(high_water - self.late_threshold_ms)
+                if high_water is not None and self.delays
+                else None,
+                "final_through": {name: _iso(ms) for name, ms in state.final_through.items()},
+            },
+        )
+
+    def _land(
+        self, parsed: DataFrame, batch_id: int, state: IngestState
+    ) -> tuple[int | None, list[dict]]:
+        """Bronze, quarantine, late events; returns the smallest on-time event time of the batch
+        and the late-data-user anomalies it raised."""
         writers = self.writers()
         high_water = state.max_event_time_ms
         lateness = (
@@ -207,38 +242,121 @@ class IngestBatchHandler:
             *[c for c in schemas.QUARANTINE.fieldNames() if c != "quarantine_date"],
             F.to_date("kafka_timestamp").alias("quarantine_date"),
         )
+        is_late = F.col("lateness_ms") > self.late_threshold_ms
         late_for = F.array_compact(
             F.array(*[F.when(F.col("lateness_ms") > d, F.lit(n)) for n, d in self.delays])
         )
-        late = events.where(F.col("lateness_ms") > self.late_threshold_ms).withColumn(
-            "late_for", late_for
-        )
+        late = events.where(is_late).withColumn("late_for", late_for)
 
         stats = events.agg(
             F.max(F.unix_millis("event_time")).alias("max_ms"),
+            F.min(F.when(~F.coalesce(is_late, F.lit(False)), F.unix_millis("event_time"))).alias(
+                "min_on_time_ms"
+            ),
             F.count(F.lit(1)).alias("valid"),
-            F.count(F.when(F.col("lateness_ms") > self.late_threshold_ms, 1)).alias("late"),
+            F.count(F.when(is_late, 1)).alias("late"),
         ).first()
         quarantined = rejected.count()
 
-        writers["events"].write(events, batch_id)
-        writers["quarantine"].write(rejected, batch_id)
-        writers["late"].write(late, batch_id)
+        # independent tables: their Spark jobs run side by side
+        _run_parallel(
+            [
+                lambda: writers["events"].write(events, batch_id),
+                lambda: writers["quarantine"].write(rejected, batch_id),
+                *([lambda: writers["late"].write(late, batch_id)] if stats["late"] else []),
+            ]
+        )
         # SPEC §5.2.6 counts a user's late *log* events; user-events have their own rule (§5.2.5)
         counts_late_users = stats["late"] and self.pipeline.name == "logs"
         late_user_anomalies = self._late_users(late, state) if counts_late_users else []
-        if late_user_anomalies:
-            rows = self.spark.createDataFrame(late_user_anomalies, anomalies.ANOMALIES)
-            writers["anomalies"].write(rows, batch_id)
 
         if stats["max_ms"] is not None:
             state.max_event_time_ms = max(high_water or stats["max_ms"], stats["max_ms"])
         state.totals["valid"] += stats["valid"]
         state.totals["late"] += stats["late"]
         state.totals["quarantined"] += quarantined
-        state.save(self.fs, self.state_folder, batch_id)
-        for row in late_user_anomalies:
-            self.alert_sink.send(_alert_from_anomaly(row, self.settings))
+        return stats["min_on_time_ms"], late_user_anomalies
+
+    def _finalize(
+        self, batch_id: int, state: IngestState, batch_min_ms: int | None, cached: list[DataFrame]
+    ) -> list[DataFrame]:
+        """Write every window that became final; returns the anomaly detections on them."""
+        work, state.final_through = finalize.plan(
+            self.groups, state.final_through, state.max_event_time_ms, batch_min_ms
+        )
+        if not work:
+            return []
+        source = reconcile.read_bronze(
+            self.spark, self.settings, self.pipeline.events_table, finalize.span(work)
+        )
+        writers = self.writers()
+        detections: list[DataFrame] = []
+
+        def emit(item: finalize.Finalization) -> None:
+            windows = finalize.final_windows(source, item)
+            if len(item.group) > 1:
+                windows = windows.persist()  # one aggregation serves the group's tables
+                cached.append(windows)
+            for family in item.group:
+                rows = windows.transform(metrics.project(family))
+                writers[family.name].write(rows, batch_id)
+                for rule, needs_history in anomalies.RULES.get(family.name, []):
+                    detections.append(
+                        self._detect(family, rows, rule(self.thresholds), needs_history)
+                    )
+
+        # the groups' jobs are small; side by side they keep both cores busy
+        _run_parallel([lambda item=item: emit(item) for item in work])
+        return detections
+
+    def _detect(
+        self,
+        family: metrics.Family,
+        new_rows: DataFrame,
+        rule: Callable[[DataFrame], DataFrame],
+        needs_history: bool,
+    ) -> DataFrame:
+        if not needs_history:
+            return new_rows.transform(rule)
+        # history: the committed table around the new windows (previous windows of each key)
+        bounds = new_rows.agg(F.min("window_date"), F.max("window_date")).first()
+        if bounds[0] is None:  # no new windows
+            return new_rows.transform(rule)
+        days = [bounds[0] - timedelta(days=1)]
+        while days[-1] < bounds[1]:
+            days.append(days[-1] + timedelta(days=1))
+        history = finalize.read_partitions(
+            self.spark,
+            table_path(self.settings, family.name),
+            table_schema(self.spark, family.name),
+            "window_date",
+            [day.isoformat() for day in days],
+        )
+        history = (history if history is not None else new_rows).select(*new_rows.columns)
+        # anomaly rows name their key in `entity`; keep the detections on the new windows only
+        entity = F.concat_ws("|", *family.keys) if family.keys else F.lit(None)
+        new_keys = new_rows.select("window_start", entity.alias("entity")).distinct()
+        return history.transform(rule).join(
+            F.broadcast(new_keys), ["window_start", "entity"], "left_semi"
+        )
+
+    def _write_anomalies(
+        self, batch_id: int, late_users: list[dict], detections: list[DataFrame]
+    ) -> list[dict]:
+        """One write of the batch's anomalies; returns them as dicts for the alerts."""
+        frames = list(detections)
+        if late_users:
+            frames.append(self.spark.createDataFrame(late_users, anomalies.ANOMALIES))
+        if not frames:
+            return []
+        detected = frames[0]
+        for frame in frames[1:]:
+            detected = detected.unionByName(frame)
+        rows = [row.asDict() for row in detected.collect()]
+        if rows:
+            frame = self.spark.createDataFrame(rows, anomalies.ANOMALIES)
+            self.writers()["anomalies"].write(frame, batch_id)
+        return rows
 
     def _late_users(self, late: DataFrame, state: IngestState) -> list[dict]:
         """Users whose late events today cross the threshold in this batch (SPEC §5.2.6)."""
@@ -252,8 +370,6 @@ class IngestBatchHandler:
         )
         limit = self.thresholds.late_user_min_events
         found = []
-        from datetime import date, datetime, timedelta
-
         for row in counts:
             per_day = state.late_users.setdefault(row["day"], {})
             before = per_day.get(row["user_id"], 0)
@@ -282,9 +398,18 @@ class IngestBatchHandler:
         return found
 
 
-def _stable_id(*parts: str) -> str:
-    import hashlib
+def _run_parallel(tasks: list[Callable[[], object]], workers: int = 4) -> None:
+    """Run independent Spark actions from a few driver threads; the first error is raised."""
+    if len(tasks) <= 1:
+        for task in tasks:
+            task()
+        return
+    with ThreadPoolExecutor(max_workers=min(workers, len(tasks))) as pool:
+        for future in [pool.submit(task) for task in tasks]:
+            future.result()
 
+
+def _stable_id(*parts: str) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 
@@ -300,93 +425,6 @@ def _alert_from_anomaly(row: dict, settings: Settings) -> Alert:
             "window": f"{row['window_start']}/{row['window_end']}",
         },
     )
-
-
-class MetricBatchHandler:
-    """``foreachBatch`` of a metric query: final windows -> tables -> anomalies -> alerts."""
-
-    def __init__(
-        self,
-        spark: SparkSession,
-        settings: Settings,
-        group: tuple[metrics.Family, ...],
-        thresholds: anomalies.Thresholds,
-        alert_sink: AlertSink,
-    ) -> None:
-        self.spark = spark
-        self.settings = settings
-        self.group = group
-        self.query_name = metric_query_name(group)
-        self.checkpoint = checkpoint_path(settings, self.query_name)
-        self.fs = HadoopFS(spark)
-        self.thresholds = thresholds
-        self.alert_sink = alert_sink
-        self._writers: dict[str, BatchTableWriter] | None = None
-
-    def writers(self) -> dict[str, BatchTableWriter]:
-        if self._writers is None:
-            scope = f"{self.query_name}-{_query_id(self.fs, self.checkpoint)}"
-            self._writers = {
-                family.name: BatchTableWriter(
-                    self.spark, table_path(self.settings, family.name), scope, ["window_date"]
-                )
-                for family in self.group
-            }
-            self._writers["anomalies"] = BatchTableWriter(
-                self.spark, table_path(self.settings, "anomalies"), scope, ["window_date"]
-            )
-        return self._writers
-
-    def __call__(self, batch: DataFrame, batch_id: int) -> None:
-        windows = batch.persist()
-        try:
-            if windows.isEmpty():
-                return
-            writers = self.writers()
-            found: list[DataFrame] = []
-            for family in self.group:
-                rows = windows.transform(metrics.project(family))
-                writers[family.name].write(rows, batch_id)
-                for rule, needs_history in anomalies.RULES.get(family.name, []):
-                    found.append(self._detect(family, rows, rule(self.thresholds), needs_history))
-            if found:
-                detected = found[0]
-                for frame in found[1:]:
-                    detected = detected.unionByName(frame)
-                detected = detected.persist()
-                writers["anomalies"].write(detected, batch_id)
-                for row in detected.collect():
-                    self.alert_sink.send(_alert_from_anomaly(row.asDict(), self.settings))
-                detected.unpersist()
-        finally:
-            windows.unpersist()
-
-    def _detect(
-        self,
-        family: metrics.Family,
-        new_rows: DataFrame,
-        rule: Callable[[DataFrame], DataFrame],
-        needs_history: bool,
-    ) -> DataFrame:
-        if not needs_history:
-            return new_rows.transform(rule)
-        # history: the committed table around the new windows (previous windows of each key)
-        first_day = new_rows.agg(F.min("window_date")).first()[0]
-        history = (
-            read_table(self.spark, self.settings, family.name)
-            .where(F.col("window_date") >= F.date_sub(F.lit(first_day), 1))
-            .select(*new_rows.columns)
-        )
-        # anomaly rows name their key in `entity`; keep the detections on the new windows only
-        entity = F.concat_ws("|", *family.keys) if family.keys else F.lit(None)
-        new_keys = new_rows.select("window_start", entity.alias("entity")).distinct()
-        return history.transform(rule).join(
-            F.broadcast(new_keys), ["window_start", "entity"], "left_semi"
-        )
-
-
-def metric_query_name(group: tuple[metrics.Family, ...]) -> str:
-    return "metrics_" + "_".join(family.name for family in group)
 
 
 # -- query construction ---------------------------------------------------------------------------
@@ -417,6 +455,8 @@ def start_ingestion(
         .option("subscribe", pipeline.topic)
         .option("startingOffsets", settings.starting_offsets)
         .option("maxOffsetsPerTrigger", settings.max_offsets_per_trigger)
+        # split big topic partitions so every core gets an even share of each micro-batch
+        .option("minPartitions", 2 * spark.sparkContext.defaultParallelism)
         .option("failOnDataLoss", "false")
         .load()
         .transform(pipeline.parse)
@@ -432,33 +472,6 @@ def start_ingestion(
     )
 
 
-def start_metrics(
-    spark: SparkSession,
-    settings: Settings,
-    pipeline: Pipeline,
-    handler: MetricBatchHandler,
-    options: RunOptions,
-) -> StreamingQuery:
-    source = table_path(settings, pipeline.events_table)
-    HadoopFS(spark).mkdirs(source)
-    head = handler.group[0]
-    watched = F.count(F.when(F.col("lateness_ms") > head.delay_ms, 1)).alias("late_rows")
-    windows = (
-        spark.readStream.schema(pipeline.events_schema)
-        .parquet(source)
-        .observe(f"late_{handler.query_name}", watched)
-        .transform(metrics.aggregate_stream(handler.group))
-    )
-    return (
-        windows.writeStream.queryName(handler.query_name)
-        .outputMode("append")
-        .option("checkpointLocation", handler.checkpoint)
-        .foreachBatch(handler)
-        .trigger(**_trigger(settings, options))
-        .start()
-    )
-
-
 def run_pipeline(
     spark: SparkSession,
     settings: Settings,
@@ -467,34 +480,24 @@ def run_pipeline(
     alert_sink: AlertSink,
     families: list[metrics.Family] | None = None,
 ) -> list[StreamingQuery]:
-    """Start every query of the selected pipelines.
+    """Start the query of each selected pipeline.
 
-    With ``available_now`` the ingestion queries run to completion first and the metric queries
-    then catch up on everything landed, so one call processes what Kafka holds end to end; the
-    returned queries have all stopped. Otherwise all queries run until stopped or failed.
+    With ``available_now`` each query catches up with what Kafka holds and stops (every window
+    that can be final is written) before this returns. Otherwise the queries run until stopped
+    or failed.
     """
     families = families or metrics.configured_families(settings.windows)
     thresholds = anomalies.Thresholds.from_mapping(settings.thresholds)
-    selected = [pipelines(settings)[name] for name in options.pipelines]
-    queries: list[StreamingQuery] = []
-
-    for pipeline in selected:
+    queries = []
+    for name in options.pipelines:
+        pipeline = pipelines(settings)[name]
         handler = IngestBatchHandler(
             spark, settings, pipeline, families, thresholds, registry, alert_sink
         )
         queries.append(start_ingestion(spark, settings, pipeline, handler, options))
     if options.available_now:
         _await_all(queries)
-
-    metric_queries = []
-    for pipeline in selected:
-        own = [family for family in families if family.source == pipeline.source]
-        for group in metrics.group_families(own):
-            handler = MetricBatchHandler(spark, settings, group, thresholds, alert_sink)
-            metric_queries.append(start_metrics(spark, settings, pipeline, handler, options))
-    if options.available_now:
-        _await_all(metric_queries)
-    return queries + metric_queries
+    return queries
 
 
 def _await_all(queries: list[StreamingQuery]) -> None:

@@ -72,7 +72,7 @@ def make_history(rng: random.Random) -> list[dict]:
         lines.append(
             {
                 "timestamp": stamp.isoformat(),
-                "query": "metrics_response_time",
+                "query": "ingest_user_events",
                 "batch_duration_ms": rng.randrange(100, 900),
                 "kafka_lag": None,
                 "event_time_lag_ms": None,
@@ -190,7 +190,7 @@ def test_report_table_and_html_match_the_oracle(spark, world):
     parser = HTMLParser()
     parser.handle_data = text.append  # type: ignore[method-assign]
     parser.feed(page)
-    for name in (*SERVICES, "ingest_logs", "metrics_response_time"):
+    for name in (*SERVICES, "ingest_logs", "ingest_user_events"):
         assert name in "".join(text)
     assert page.count("<svg") == len(latency.STAGE_ORDER)
     assert (folder / "latest.html").read_text() == page

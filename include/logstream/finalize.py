@@ -1,0 +1,127 @@
+"""Final metric windows from bronze: how the stream emits every window once, when it is final.
+
+The ingestion query (:mod:`logstream.streaming`) lands each micro-batch of valid events in bronze,
+stamped with ``lateness_ms`` (how far behind the high-water mark H of earlier batches the event
+is). Landing a batch moves H, and with it each family group's watermark ``H - delay``. A window
+is final once the watermark reaches its end: any event that could still join it is behind the
+watermark, i.e. later than the delay, and is left out of the streamed metrics (it lands in
+``late_events`` and waits for the nightly reconciliation).
+
+So, after each batch, for each group, the windows ending in ``(previous watermark, watermark]``
+are final. They are computed in batch, from bronze, with :func:`metrics.aggregate_batch` (the
+transform the nightly replay uses) over the group's on-time rows (``lateness_ms <= delay``). Only
+the bronze partitions that can hold such rows are read. This is the semantics of Spark's
+``withWatermark`` + append mode, with the window's rows kept in bronze instead of a state store:
+one Kafka read and one parse per record, no per-group streaming state, one commit per batch.
+
+Planning (:func:`plan`) is pure; :func:`final_windows` is a transform over bronze as the nightly
+replay reads it (:func:`logstream.reconcile.read_bronze` over :func:`span`); the caller writes the
+result, exactly once per batch id (:mod:`logstream.sinks`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from logstream import metrics
+from logstream.fs import HadoopFS
+
+
+@dataclass(frozen=True)
+class Finalization:
+    """The windows of one family group that became final in one micro-batch."""
+
+    group: tuple[metrics.Family, ...]
+    after_ms: int  # windows ending after this instant ...
+    through_ms: int  # ... and at or before this one (the group's new watermark)
+
+    @property
+    def name(self) -> str:
+        return metrics.group_name(self.group)
+
+    @property
+    def rows_from_ms(self) -> int:
+        """No earlier event time can be in a window that ends after ``after_ms``."""
+        return self.after_ms - metrics.interval_ms(self.group[0].window)
+
+
+def plan(
+    groups: Iterable[tuple[metrics.Family, ...]],
+    final_through: Mapping[str, int],
+    high_water_ms: int | None,
+    batch_min_ms: int | None,
+) -> tuple[list[Finalization], dict[str, int]]:
+    """Which windows each group finalizes now, and every group's watermark afterwards.
+
+    ``final_through`` maps a group name to the watermark up to which its windows were emitted;
+    ``high_water_ms`` is the largest event time landed so far (this batch included);
+    ``batch_min_ms`` the smallest on-time event time of this batch. A group seen for the first
+    time (a new checkpoint, or a family added by configuration) starts with the windows that hold
+    this batch's events, so a fresh stream emits every window its data touched.
+    """
+    work: list[Finalization] = []
+    through_after: dict[str, int] = dict(final_through)
+    if high_water_ms is None:
+        return work, through_after
+    for group in groups:
+        name = metrics.group_name(group)
+        through = high_water_ms - group[0].delay_ms
+        after = final_through.get(name)
+        if after is None:
+            # first sight: start with the windows that hold this batch's rows (or, with none,
+            # with the windows after the current watermark), remembered even if none is final
+            after = through if batch_min_ms is None else batch_min_ms
+            through_after[name] = after
+        if through <= after:
+            continue
+        work.append(Finalization(group, after, through))
+        through_after[name] = through
+    return work, through_after
+
+
+def _instant(ms: int) -> Column:
+    return F.timestamp_millis(F.lit(ms))
+
+
+def final_windows(events: DataFrame, work: Finalization) -> DataFrame:
+    """The group's aggregates for its newly final windows (:func:`metrics.aggregate_batch` rows).
+
+    ``events`` is bronze (or any frame with its columns) covering at least
+    ``[work.rows_from_ms, work.through_ms)``; rows later than the group's delay are left out.
+    """
+    delay_ms = work.group[0].delay_ms
+    on_time = events.where(
+        (F.col("event_time") >= _instant(work.rows_from_ms))
+        & (F.col("event_time") < _instant(work.through_ms))
+        & (F.col("lateness_ms").isNull() | (F.col("lateness_ms") <= delay_ms))
+    )
+    return on_time.transform(metrics.aggregate_batch(work.group)).where(
+        (F.col("window_end") > _instant(work.after_ms))
+        & (F.col("window_end") <= _instant(work.through_ms))
+    )
+
+
+def span(work: list[Finalization]) -> tuple[datetime, datetime]:
+    """The event-time span whose bronze rows every item of ``work`` needs."""
+    lo = min(item.rows_from_ms for item in work)
+    hi = max(item.through_ms for item in work)
+    return datetime.fromtimestamp(lo / 1000, UTC), datetime.fromtimestamp(hi / 1000, UTC)
+
+
+def read_partitions(
+    spark: SparkSession, table: str, schema: T.StructType, column: str, values: Iterable[str]
+) -> DataFrame | None:
+    """The given ``column=value`` partitions of a table that exist, or None."""
+    fs = HadoopFS(spark)
+    table = table.rstrip("/")
+    paths = [f"{table}/{column}={value}" for value in sorted(set(values))]
+    paths = [path for path in paths if fs.exists(path)]
+    if not paths:
+        return None
+    return spark.read.schema(schema).option("basePath", table).parquet(*paths)

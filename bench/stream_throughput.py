@@ -103,7 +103,7 @@ def _child(variant: str, workdir: Path, bootstrap: str) -> dict:
         kafka_port=int(port),
         logs_topic="bench-logs",
         user_events_topic="bench-user-events",
-        max_offsets_per_trigger=250_000,
+        max_offsets_per_trigger=500_000,
         spark_driver_memory="4g",
     )
     spark = build_spark_session(f"bench-{variant}", settings)

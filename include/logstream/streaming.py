@@ -194,8 +194,8 @@ class IngestBatchHandler:
             parsed.unpersist()
         cached: list[DataFrame] = []
         try:
-            detections = self._finalize(batch_id, state, batch_min_ms, cached)
-            found = self._write_anomalies(batch_id, late_user_anomalies, detections)
+            found = late_user_anomalies + self._finalize(batch_id, state, batch_min_ms, cached)
+            self._write_anomalies(batch_id, found)
         finally:
             for frame in cached:
                 frame.unpersist()
@@ -280,7 +280,7 @@ class IngestBatchHandler:
     def _finalize(
         self, batch_id: int, state: IngestState, batch_min_ms: int | None, cached: list[DataFrame]
     ) -> list[DataFrame]:
-        """Write every window that became final; returns the anomaly detections on them."""
+        """Write every window that became final; returns the anomalies detected on them."""
         work, state.final_through = finalize.plan(
             self.groups, state.final_through, state.max_event_time_ms, batch_min_ms
         )
@@ -290,7 +290,7 @@ class IngestBatchHandler:
             self.spark, self.settings, self.pipeline.events_table, finalize.span(work)
         )
         writers = self.writers()
-        detections: list[DataFrame] = []
+        detections: list[dict] = []
 
         def emit(item: finalize.Finalization) -> None:
             windows = finalize.final_windows(source, item)
@@ -301,9 +301,8 @@ class IngestBatchHandler:
                 rows = windows.transform(metrics.project(family))
                 writers[family.name].write(rows, batch_id)
                 for rule, needs_history in anomalies.RULES.get(family.name, []):
-                    detections.append(
-                        self._detect(family, rows, rule(self.thresholds), needs_history)
-                    )
+                    found = self._detect(family, rows, rule(self.thresholds), needs_history)
+                    detections.extend(row.asDict() for row in found.collect())
 
         # the groups' jobs are small; side by side they keep both cores busy
         _run_parallel([lambda item=item: emit(item) for item in work])
@@ -340,23 +339,11 @@ class IngestBatchHandler:
             F.broadcast(new_keys), ["window_start", "entity"], "left_semi"
         )
 
-    def _write_anomalies(
-        self, batch_id: int, late_users: list[dict], detections: list[DataFrame]
-    ) -> list[dict]:
-        """One write of the batch's anomalies; returns them as dicts for the alerts."""
-        frames = list(detections)
-        if late_users:
-            frames.append(self.spark.createDataFrame(late_users, anomalies.ANOMALIES))
-        if not frames:
-            return []
-        detected = frames[0]
-        for frame in frames[1:]:
-            detected = detected.unionByName(frame)
-        rows = [row.asDict() for row in detected.collect()]
-        if rows:
-            frame = self.spark.createDataFrame(rows, anomalies.ANOMALIES)
+    def _write_anomalies(self, batch_id: int, found: list[dict]) -> None:
+        """One write of the batch's anomalies (the late-data users' and the rules')."""
+        if found:
+            frame = self.spark.createDataFrame(found, anomalies.ANOMALIES)
             self.writers()["anomalies"].write(frame, batch_id)
-        return rows
 
     def _late_users(self, late: DataFrame, state: IngestState) -> list[dict]:
         """Users whose late events today cross the threshold in this batch (SPEC §5.2.6)."""

@@ -6,6 +6,8 @@
 Long-running by default (processing-time trigger); ``--available-now`` processes everything
 Kafka holds, end to end, then exits (catch-up, tests, benchmarks). Settings come from the YAML
 file and ``--set`` overrides (see logstream.config.Settings); never from Airflow Variables.
+Alerts go out on a background thread (a hanging receiver never stalls a micro-batch); those
+still queued at shutdown get up to ALERT_FLUSH_S seconds after Spark stops.
 Exit codes: 0 stopped cleanly, 1 a query failed (the error is printed), 2 bad arguments/config.
 """
 
@@ -17,12 +19,15 @@ import sys
 import threading
 
 from logstream import logs
-from logstream.alerts import build_alert_sink
+from logstream.alerts import BackgroundAlertSink, build_alert_sink
 from logstream.config import add_settings_arguments, settings_from_arguments
 from logstream.errors import LogstreamError
 from logstream.spark import build_spark_session
 from logstream.status import StatusListener, TotalsRegistry, start_metrics_server
 from logstream.streaming import RunOptions, run_pipeline
+
+#: How long queued alerts may take to go out at shutdown (the supervisor's stop grace is longer).
+ALERT_FLUSH_S = 10.0
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -44,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         unknown = set(pipelines) - {"logs", "user_events"}
         if unknown:
             raise LogstreamError(f"unknown pipeline(s) {sorted(unknown)}; use logs, user_events")
-        alert_sink = build_alert_sink(settings.alert_sink, settings)
+        channels = build_alert_sink(settings.alert_sink, settings)
     except (LogstreamError, ValueError) as exc:
         print(f"stream_logs: {exc}", file=sys.stderr)
         return 2
@@ -65,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         ).start()
 
     signal.signal(signal.SIGTERM, stop)
+    alert_sink = BackgroundAlertSink(channels)
     try:
         queries = run_pipeline(spark, settings, options, registry, alert_sink)
         if not args.available_now:
@@ -78,7 +84,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stream_logs: {exc}", file=sys.stderr)
         return 1
     finally:
-        spark.stop()
+        # queries stop with Spark, so nothing is sent after close(); the worker keeps delivering
+        # while Spark stops, and close() gives what is left its last ALERT_FLUSH_S seconds
+        try:
+            spark.stop()
+        finally:
+            alert_sink.close(timeout_s=ALERT_FLUSH_S)
     return 0
 
 

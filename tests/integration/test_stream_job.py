@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -27,6 +27,7 @@ from tests import oracle
 from tests.helpers import produce_with_ids
 
 REL = 1e-9
+MS = timedelta(milliseconds=1)
 
 
 @pytest.fixture(scope="module")
@@ -162,6 +163,20 @@ def test_late_events_are_captured_and_counted_in_the_status_file(spark, e2e):
     assert status["rows_dropped_by_watermark"] == len(late)
     assert status["totals"]["late"] == len(late)
     assert status["kafka_lag"] == 0
+    # the job's own watermark: high-water mark of the log events minus the smallest delay (5 min)
+    high_water = max(
+        _aware(r.truth["event_time"])
+        for r in e2e["records"].values()
+        if r.truth and r.topic == "e2e-logs"
+    )
+
+    def moment(text):
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+    assert abs(moment(status["watermark"]) - (high_water - timedelta(minutes=5))) < MS
+    # windows of the 10-minute-delay families are final up to high-water mark - 10 min
+    final_through = moment(status["windows_final_through"]["ip_patterns"])
+    assert abs(final_through - (high_water - timedelta(minutes=10))) < MS
 
 
 def _final(rows, events, delay_s):

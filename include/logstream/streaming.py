@@ -259,14 +259,13 @@ class IngestBatchHandler:
         ).first()
         quarantined = rejected.count()
 
-        # independent tables: their Spark jobs run side by side
-        _run_parallel(
-            [
-                lambda: writers["events"].write(events, batch_id),
-                lambda: writers["quarantine"].write(rejected, batch_id),
-                *([lambda: writers["late"].write(late, batch_id)] if stats["late"] else []),
-            ]
-        )
+        # independent tables: their Spark jobs run side by side (none for an empty frame)
+        writes = [
+            (stats["valid"], lambda: writers["events"].write(events, batch_id)),
+            (quarantined, lambda: writers["quarantine"].write(rejected, batch_id)),
+            (stats["late"], lambda: writers["late"].write(late, batch_id)),
+        ]
+        _run_parallel([write for rows, write in writes if rows])
         # SPEC §5.2.6 counts a user's late *log* events; user-events have their own rule (§5.2.5)
         counts_late_users = stats["late"] and self.pipeline.name == "logs"
         late_user_anomalies = self._late_users(late, state) if counts_late_users else []
@@ -280,7 +279,7 @@ class IngestBatchHandler:
 
     def _finalize(
         self, batch_id: int, state: IngestState, batch_min_ms: int | None, cached: list[DataFrame]
-    ) -> list[DataFrame]:
+    ) -> list[dict]:
         """Write every window that became final; returns the anomalies detected on them."""
         work, state.final_through = finalize.plan(
             self.groups, state.final_through, state.max_event_time_ms, batch_min_ms
@@ -294,10 +293,9 @@ class IngestBatchHandler:
         detections: list[dict] = []
 
         def emit(item: finalize.Finalization) -> None:
-            windows = finalize.final_windows(source, item)
-            if len(item.group) > 1:
-                windows = windows.persist()  # one aggregation serves the group's tables
-                cached.append(windows)
+            # one aggregation serves the group's tables and anomaly rules
+            windows = finalize.final_windows(source, item).persist()
+            cached.append(windows)
             for family in item.group:
                 rows = windows.transform(metrics.project(family))
                 writers[family.name].write(rows, batch_id)

@@ -25,12 +25,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 from logstream import metrics
-from logstream.fs import HadoopFS
 
 
 @dataclass(frozen=True)
@@ -111,17 +109,9 @@ def span(work: list[Finalization]) -> tuple[datetime, datetime]:
     """The event-time span whose bronze rows every item of ``work`` needs."""
     lo = min(item.rows_from_ms for item in work)
     hi = max(item.through_ms for item in work)
-    return datetime.fromtimestamp(lo / 1000, UTC), datetime.fromtimestamp(hi / 1000, UTC)
+    return utc(lo), utc(hi)
 
 
-def read_partitions(
-    spark: SparkSession, table: str, schema: T.StructType, column: str, values: Iterable[str]
-) -> DataFrame | None:
-    """The given ``column=value`` partitions of a table that exist, or None."""
-    fs = HadoopFS(spark)
-    table = table.rstrip("/")
-    paths = [f"{table}/{column}={value}" for value in sorted(set(values))]
-    paths = [path for path in paths if fs.exists(path)]
-    if not paths:
-        return None
-    return spark.read.schema(schema).option("basePath", table).parquet(*paths)
+def utc(ms: int) -> datetime:
+    """Epoch milliseconds as an exact UTC datetime (no float rounding)."""
+    return datetime.fromtimestamp(ms // 1000, UTC).replace(microsecond=ms % 1000 * 1000)

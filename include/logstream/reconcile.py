@@ -64,7 +64,7 @@ from logstream.config import Settings
 from logstream.errors import ConfigError
 from logstream.fs import HadoopFS
 from logstream.metrics import Family, interval_ms
-from logstream.tables import table_path, table_schema
+from logstream.tables import read_partitions, table_path, table_schema
 
 log = logging.getLogger(__name__)
 
@@ -423,32 +423,11 @@ def read_bronze(
     spark: SparkSession, settings: Settings, source: str, span: tuple[datetime, datetime]
 ) -> DataFrame:
     """Bronze rows of ``source`` with event times in ``span``, reading only their partitions."""
-    schema = schemas.EVENTS if source == "events" else schemas.USER_EVENTS
-    root = table_path(settings, source)
-    fs = HadoopFS(spark)
-    paths = []
-    for event_date, hour in bronze_partitions(span):
-        path = f"{root}/event_date={event_date.isoformat()}"
-        if hour is not None:
-            path += f"/event_hour={hour}"
-        if fs.exists(path):
-            paths.append(path)
-    if not paths:
-        return spark.createDataFrame([], schema)
-    frame = spark.read.schema(schema).option("basePath", root).parquet(*paths)
-    return frame.transform(within_span(span))
-
-
-def read_day_partition(
-    spark: SparkSession, settings: Settings, table: str, partition: str
-) -> DataFrame:
-    """One partition folder of a table, with the table's declared schema (empty if absent)."""
-    schema = table_schema(spark, table)
-    root = table_path(settings, table)
-    path = f"{root}/{partition}"
-    if not HadoopFS(spark).list_files(path, ".parquet"):
-        return spark.createDataFrame([], schema)
-    return spark.read.schema(schema).option("basePath", root).parquet(path)
+    folders = [
+        f"event_date={event_date.isoformat()}" + (f"/event_hour={hour}" if hour is not None else "")
+        for event_date, hour in bronze_partitions(span)
+    ]
+    return read_partitions(spark, settings, source, folders).transform(within_span(span))
 
 
 # -- the run ------------------------------------------------------------------------------------
@@ -531,7 +510,7 @@ def reconcile_day(
             .parquet(item.ready)
             .withColumn("window_date", F.lit(day))
         )
-        streamed = read_day_partition(spark, settings, item.family.name, partition)
+        streamed = read_partitions(spark, settings, item.family.name, [partition])
         comparisons.append(reconciled.transform(window_changes(item.family, streamed, day)))
     comparison = _union(comparisons).persist()
     report_partition = f"report_date={day.isoformat()}"

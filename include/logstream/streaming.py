@@ -28,7 +28,7 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -41,7 +41,7 @@ from logstream.config import Settings
 from logstream.fs import HadoopFS
 from logstream.sinks import BatchTableWriter
 from logstream.status import TotalsRegistry
-from logstream.tables import table_path, table_schema
+from logstream.tables import read_partitions, table_path
 
 log = logging.getLogger(__name__)
 
@@ -132,10 +132,7 @@ class IngestState:
 
 
 def _iso(ms: int | None) -> str | None:
-    if ms is None:
-        return None
-    moment = datetime.fromtimestamp(ms // 1000, UTC).replace(microsecond=ms % 1000 * 1000)
-    return moment.isoformat().replace("+00:00", "Z")
+    return None if ms is None else finalize.utc(ms).isoformat().replace("+00:00", "Z")
 
 
 class IngestBatchHandler:
@@ -323,14 +320,9 @@ class IngestBatchHandler:
         days = [bounds[0] - timedelta(days=1)]
         while days[-1] < bounds[1]:
             days.append(days[-1] + timedelta(days=1))
-        history = finalize.read_partitions(
-            self.spark,
-            table_path(self.settings, family.name),
-            table_schema(self.spark, family.name),
-            "window_date",
-            [day.isoformat() for day in days],
-        )
-        history = (history if history is not None else new_rows).select(*new_rows.columns)
+        history = read_partitions(
+            self.spark, self.settings, family.name, [f"window_date={day}" for day in days]
+        ).select(*new_rows.columns)
         # anomaly rows name their key in `entity`; keep the detections on the new windows only
         entity = F.concat_ws("|", *family.keys) if family.keys else F.lit(None)
         new_keys = new_rows.select("window_start", entity.alias("entity")).distinct()

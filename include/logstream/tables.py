@@ -7,6 +7,7 @@ the family's aggregation and projection), so there is one definition of each tab
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from functools import cache
 
 from pyspark.sql import DataFrame, SparkSession
@@ -62,3 +63,19 @@ def read_table(spark: SparkSession, settings: Settings, name: str) -> DataFrame:
     if not HadoopFS(spark).list_files(path, ".parquet"):
         return spark.createDataFrame([], schema)
     return spark.read.schema(schema).parquet(path)
+
+
+def read_partitions(
+    spark: SparkSession, settings: Settings, name: str, folders: Iterable[str]
+) -> DataFrame:
+    """The given partition folders of a table (e.g. ``event_date=2026-11-25/event_hour=13``) that
+    exist, with the table's declared schema; empty if none does. Only those folders are listed, so
+    the cost does not grow with the table's history."""
+    schema = table_schema(spark, name)
+    root = table_path(settings, name)
+    fs = HadoopFS(spark)
+    paths = [f"{root}/{folder}" for folder in dict.fromkeys(folders)]
+    paths = [path for path in paths if fs.exists(path)]
+    if not paths:
+        return spark.createDataFrame([], schema)
+    return spark.read.schema(schema).option("basePath", root).parquet(*paths)

@@ -55,7 +55,7 @@ def make_events(rng: random.Random) -> list[dict]:
 
 
 def make_history(rng: random.Random) -> list[dict]:
-    """Progress history lines of an ingestion query and a watermarked metrics query."""
+    """Progress history lines of two ingestion queries, the second with a watermark."""
     lines = []
     for second in range(-30, 3630, 60):  # one line a minute, some outside HOUR
         stamp = HOUR + timedelta(seconds=second)

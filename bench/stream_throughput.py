@@ -10,7 +10,9 @@
      SPEC §5.1 + anomalies) with ``availableNow``, i.e. until every window that can be final is;
    * ``tutorial``: the seed's design, one streaming query per metric family, each reading Kafka
      and parsing JSON on its own, writing Parquet in append mode;
-   * ``land_only``: Kafka -> parse -> Parquet, nothing else (the ceiling);
+   * ``parse_land``: Kafka -> logstream's SPEC §3 parser -> bronze Parquet, nothing else (the
+     ceiling for any job that parses records as logstream does);
+   * ``land_only``: Kafka -> the tutorial's six-field JSON parse -> Parquet, nothing else;
 3. prints a Markdown table (events/s, ratio to the tutorial, peak driver RSS) and writes it to
    ``--out`` if given.
 
@@ -113,6 +115,10 @@ def _child(variant: str, workdir: Path, bootstrap: str) -> dict:
             spark, settings, RunOptions(pipelines=("logs",), available_now=True),
             TotalsRegistry(), build_alert_sink("log"),
         )  # fmt: skip
+    elif variant == "parse_land":
+        queries = [_parse_land_query(spark, settings, F)]
+        for query in queries:
+            query.awaitTermination()
     else:
         queries = _tutorial_queries(spark, settings, F, land_only=variant == "land_only")
         for query in queries:
@@ -120,6 +126,37 @@ def _child(variant: str, workdir: Path, bootstrap: str) -> dict:
     seconds = time.perf_counter() - started
     spark.stop()
     return {"variant": variant, "seconds": round(seconds, 2)}
+
+
+def _parse_land_query(spark, settings, F):  # noqa: N803 - F is the idiom
+    """logstream's own parser (SPEC §3: JSON and access logs, every field, validation) landing
+    the valid events in a partitioned Parquet table, nothing else: the parse-and-land ceiling."""
+    from logstream import parsing
+    from logstream.streaming import pipelines
+
+    events = (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", settings.kafka_bootstrap)
+        .option("subscribe", settings.logs_topic)
+        .option("startingOffsets", "earliest")
+        .option("maxOffsetsPerTrigger", settings.max_offsets_per_trigger)
+        .option("minPartitions", 2 * spark.sparkContext.defaultParallelism)
+        .load()
+        .transform(pipelines(settings)["logs"].parse)
+        .transform(parsing.valid_events)
+        .withColumn("processing_time", F.current_timestamp())
+        .withColumn("event_date", F.to_date("event_time"))
+        .withColumn("event_hour", F.hour("event_time"))
+    )
+    return (
+        events.writeStream.format("parquet")
+        .partitionBy("event_date", "event_hour")
+        .option("path", f"{settings.data_root}/parse_land")
+        .option("checkpointLocation", f"{settings.checkpoint_root}/parse_land")
+        .queryName("parse_land")
+        .trigger(availableNow=True)
+        .start()
+    )
 
 
 def _tutorial_queries(spark, settings, F, land_only: bool):  # noqa: N803 - F is the idiom
@@ -205,7 +242,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=2_000_000)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--variants", default="tutorial,logstream,land_only")
+    parser.add_argument("--variants", default="tutorial,logstream,parse_land,land_only")
     parser.add_argument("--out", help="write the Markdown result here")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)

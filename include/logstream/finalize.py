@@ -83,6 +83,38 @@ def plan(
     return work, through_after
 
 
+@dataclass(frozen=True)
+class OpenRows:
+    """Cached event rows of one landing (a micro-batch, or bronze when a process starts) that
+    open windows may still need, with their event-time range (inclusive)."""
+
+    frame: DataFrame
+    lo_ms: int
+    hi_ms: int
+
+
+def keep_from(
+    groups: Iterable[tuple[metrics.Family, ...]], final_through: Mapping[str, int]
+) -> int | None:
+    """The earliest event time a window that is not final yet can hold (None: no group started).
+
+    A group's next final windows end after its ``final_through``, so they start, and hold rows,
+    after ``final_through - window``.
+    """
+    bounds = [
+        final_through[name] - metrics.interval_ms(group[0].window)
+        for group in groups
+        if (name := metrics.group_name(group)) in final_through
+    ]
+    return min(bounds) if bounds else None
+
+
+def covering(pieces: Iterable[OpenRows], work: Finalization) -> list[OpenRows]:
+    """The pieces that can hold rows of ``work``'s windows (event times in
+    ``[work.rows_from_ms, work.through_ms)``)."""
+    return [p for p in pieces if p.hi_ms >= work.rows_from_ms and p.lo_ms < work.through_ms]
+
+
 def _instant(ms: int) -> Column:
     return F.timestamp_millis(F.lit(ms))
 
@@ -103,13 +135,6 @@ def final_windows(events: DataFrame, work: Finalization) -> DataFrame:
         (F.col("window_end") > _instant(work.after_ms))
         & (F.col("window_end") <= _instant(work.through_ms))
     )
-
-
-def span(work: list[Finalization]) -> tuple[datetime, datetime]:
-    """The event-time span whose bronze rows every item of ``work`` needs."""
-    lo = min(item.rows_from_ms for item in work)
-    hi = max(item.through_ms for item in work)
-    return utc(lo), utc(hi)
 
 
 def utc(ms: int) -> datetime:

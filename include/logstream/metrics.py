@@ -43,6 +43,10 @@ AGGREGATES: dict[str, Callable[[], Column]] = {
     "ok": lambda: F.count(F.when(F.col("status_code") == 200, 1)),
     "users": lambda: F.collect_set("user_id"),
     "services": lambda: F.collect_set("service"),
+    # an exact distinct count where only the number matters and keys are many (per IP and
+    # minute): Spark's two-level distinct aggregation is twice as fast as a set per key there.
+    # Not beside percentile_approx (measured 40x slower) or a second distinct column.
+    "n_users": lambda: F.count_distinct("user_id"),
     "lat_avg": lambda: F.avg(_latency_ms()),
     "lat_min": lambda: F.min(_latency_ms()),
     "lat_max": lambda: F.max(_latency_ms()),
@@ -54,6 +58,43 @@ AGGREGATES: dict[str, Callable[[], Column]] = {
     "value_min": lambda: F.min("value"),
     "value_max": lambda: F.max("value"),
 }
+
+
+#: The event columns each named aggregate reads (besides the keys and the time column).
+AGGREGATE_INPUTS: dict[str, tuple[str, ...]] = {
+    "n": (),
+    "rt_avg": ("response_time",),
+    "rt_min": ("response_time",),
+    "rt_max": ("response_time",),
+    "rt_std": ("response_time",),
+    "rt_pct": ("response_time",),
+    "errors": ("status_code",),
+    "fast": ("response_time",),
+    "ok": ("status_code",),
+    "users": ("user_id",),
+    "services": ("service",),
+    "n_users": ("user_id",),
+    "lat_avg": ("processing_time", "event_time"),
+    "lat_min": ("processing_time", "event_time"),
+    "lat_max": ("processing_time", "event_time"),
+    "actions_set": ("action",),
+    "actions_seq": ("event_time", "action"),
+    "value_sum": ("value",),
+    "value_avg": ("value",),
+    "value_min": ("value",),
+    "value_max": ("value",),
+}
+
+
+def input_columns(groups: Iterable[tuple[Family, ...]]) -> list[str]:
+    """Every event column the groups' aggregations read, in a stable order."""
+    names: dict[str, None] = {}
+    for group in groups:
+        for family in group:
+            names.update(dict.fromkeys((family.time_column, *family.keys, *family.key_filter)))
+            for aggregate in family.aggregates:
+                names.update(dict.fromkeys(AGGREGATE_INPUTS[aggregate]))
+    return list(names)
 
 
 def _health_score(error_rate: Column) -> Column:
@@ -253,8 +294,11 @@ FAMILIES: tuple[Family, ...] = (
         ("ip_address",),
         "1 minute",
         "5 minutes",
-        ("n", "users"),
-        lambda: [F.col("n").alias("request_count"), F.size("users").alias("unique_users")],
+        ("n", "n_users"),
+        lambda: [
+            F.col("n").alias("request_count"),
+            F.col("n_users").cast("int").alias("unique_users"),
+        ],
         key_filter=("ip_address",),
     ),
     # user-events pipeline (SPEC §5.3)

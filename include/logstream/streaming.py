@@ -29,6 +29,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import reduce
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -135,6 +136,17 @@ def _iso(ms: int | None) -> str | None:
     return None if ms is None else finalize.utc(ms).isoformat().replace("+00:00", "Z")
 
 
+@dataclass
+class _Landing:
+    """What landing a micro-batch leaves to do: its writes (to run side by side), and what they
+    and the statistics found."""
+
+    piece: finalize.OpenRows | None  # the batch's rows for the open windows (cached)
+    batch_min_ms: int | None  # the smallest on-time event time of the batch
+    writes: list[Callable[[], None]] = field(default_factory=list)
+    anomalies: list[dict] = field(default_factory=list)  # late-data users (SPEC §5.2.6)
+
+
 class IngestBatchHandler:
     """``foreachBatch`` of an ingestion query: bronze, quarantine, late events, final windows,
     anomalies and alerts, exactly once per batch id."""
@@ -164,6 +176,13 @@ class IngestBatchHandler:
         self.registry = registry
         self.alert_sink = alert_sink
         self._writers: dict[str, BatchTableWriter] | None = None
+        # the rows open windows may still need, cached per landing (see _open_rows)
+        self.open_columns = list(
+            dict.fromkeys([*metrics.input_columns(self.groups), "event_time", "lateness_ms"])
+        )
+        self.max_delay_ms = self.delays[-1][1] if self.delays else 0
+        self._open: list[finalize.OpenRows] = []
+        self._open_through_batch: int | None = None
 
     def writers(self) -> dict[str, BatchTableWriter]:
         if self._writers is None:
@@ -185,19 +204,48 @@ class IngestBatchHandler:
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         state = IngestState.load(self.fs, self.state_folder, batch_id)
-        parsed = batch.persist()
-        try:
-            batch_min_ms, late_user_anomalies = self._land(parsed, batch_id, state)
-        finally:
-            parsed.unpersist()
+        # the cached open rows continue the previous batch of this process; otherwise (a new
+        # process, a replayed batch) they are rebuilt from bronze once this batch has landed
+        continuing = self._open_through_batch == batch_id - 1
+        if not continuing:
+            self._drop_open(keep_from=None)
         cached: list[DataFrame] = []
+        found: list[dict] = []
         try:
-            found = late_user_anomalies + self._finalize(batch_id, state, batch_min_ms, cached)
+            parsed = batch.persist()
+            try:
+                landing = self._land(parsed, batch_id, state)
+                if landing.piece is not None:
+                    if continuing:
+                        self._open.append(landing.piece)
+                    else:
+                        cached.append(landing.piece.frame)
+
+                def finalizing() -> None:
+                    found.extend(self._finalize(batch_id, state, landing.batch_min_ms, cached))
+
+                if continuing:
+                    # the final windows come from the cached open rows, not from bronze: they
+                    # are computed while the batch's tables are written
+                    _run_parallel([*landing.writes, finalizing], workers=len(landing.writes) + 1)
+                else:
+                    _run_parallel(landing.writes)
+                    self._rebuild_open(state, landing.batch_min_ms)
+                    finalizing()
+            finally:
+                parsed.unpersist()
+            found[:0] = landing.anomalies
             self._write_anomalies(batch_id, found)
+            state.save(self.fs, self.state_folder, batch_id)
+        except BaseException:
+            self._drop_open(keep_from=None)
+            self._open_through_batch = None
+            raise
         finally:
             for frame in cached:
                 frame.unpersist()
-        state.save(self.fs, self.state_folder, batch_id)
+        self._drop_open(finalize.keep_from(self.groups, state.final_through))
+        self._open_through_batch = batch_id
         for row in found:
             self.alert_sink.send(_alert_from_anomaly(row, self.settings))
         self._publish(state)
@@ -217,12 +265,15 @@ class IngestBatchHandler:
             },
         )
 
-    def _land(
-        self, parsed: DataFrame, batch_id: int, state: IngestState
-    ) -> tuple[int | None, list[dict]]:
-        """Bronze, quarantine, late events; returns the smallest on-time event time of the batch
-        and the late-data-user anomalies it raised."""
+    def _land(self, parsed: DataFrame, batch_id: int, state: IngestState) -> _Landing:
+        """The batch's statistics (one Spark job, which also caches its open rows) and the writes
+        of bronze, quarantine and late events, with the late-data users they raise.
+
+        Moves the high-water mark and the totals in ``state``; the writes are returned, not run.
+        """
         writers = self.writers()
+        processing_time = F.timestamp_millis(F.lit(self._batch_timestamp_ms(batch_id)))
+        parsed = parsed.withColumn("processing_time", processing_time)
         high_water = state.max_event_time_ms
         lateness = (
             F.lit(high_water) - F.unix_millis("event_time")
@@ -246,33 +297,100 @@ class IngestBatchHandler:
         )
         late = events.where(is_late).withColumn("late_for", late_for)
 
-        stats = events.agg(
+        # the columns the metrics read, cached for the windows still open (and the stats' input)
+        open_rows = events.select(*self.open_columns).persist()
+        usable = F.col("lateness_ms").isNull() | (F.col("lateness_ms") <= self.max_delay_ms)
+        stats = open_rows.agg(
             F.max(F.unix_millis("event_time")).alias("max_ms"),
             F.min(F.when(~F.coalesce(is_late, F.lit(False)), F.unix_millis("event_time"))).alias(
                 "min_on_time_ms"
             ),
+            F.min(F.when(usable, F.unix_millis("event_time"))).alias("min_usable_ms"),
             F.count(F.lit(1)).alias("valid"),
             F.count(F.when(is_late, 1)).alias("late"),
         ).first()
-        quarantined = rejected.count()
-
-        # independent tables: their Spark jobs run side by side (none for an empty frame)
-        writes = [
-            (stats["valid"], lambda: writers["events"].write(events, batch_id)),
-            (quarantined, lambda: writers["quarantine"].write(rejected, batch_id)),
-            (stats["late"], lambda: writers["late"].write(late, batch_id)),
-        ]
-        _run_parallel([write for rows, write in writes if rows])
-        # SPEC §5.2.6 counts a user's late *log* events; user-events have their own rule (§5.2.5)
-        counts_late_users = stats["late"] and self.pipeline.name == "logs"
-        late_user_anomalies = self._late_users(late, state) if counts_late_users else []
-
+        piece = None
+        if stats["min_usable_ms"] is None:
+            open_rows.unpersist()
+        else:
+            piece = finalize.OpenRows(open_rows, stats["min_usable_ms"], stats["max_ms"])
         if stats["max_ms"] is not None:
             state.max_event_time_ms = max(high_water or stats["max_ms"], stats["max_ms"])
         state.totals["valid"] += stats["valid"]
         state.totals["late"] += stats["late"]
-        state.totals["quarantined"] += quarantined
-        return stats["min_on_time_ms"], late_user_anomalies
+
+        landing = _Landing(piece, stats["min_on_time_ms"])
+
+        def quarantine() -> None:
+            quarantined = rejected.count()
+            state.totals["quarantined"] += quarantined
+            if quarantined:
+                writers["quarantine"].write(rejected, batch_id)
+
+        # independent tables: their Spark jobs run side by side (none for an empty frame)
+        landing.writes.append(quarantine)
+        if stats["valid"]:
+            landing.writes.append(lambda: writers["events"].write(events, batch_id))
+        if stats["late"]:
+            landing.writes.append(lambda: writers["late"].write(late, batch_id))
+        # SPEC §5.2.6 counts a user's late *log* events; user-events have their own rule (§5.2.5)
+        if stats["late"] and self.pipeline.name == "logs":
+            landing.writes.append(lambda: landing.anomalies.extend(self._late_users(late, state)))
+        return landing
+
+    def _batch_timestamp_ms(self, batch_id: int) -> int:
+        """The micro-batch's timestamp from the query's offset log (what ``current_timestamp()``
+        is in the batch): identical when Spark replays the batch after a failure."""
+        text = self.fs.read_text(f"{self.checkpoint}/offsets/{batch_id}") or ""
+        for line in text.splitlines():
+            if line.startswith("{") and "batchTimestampMs" in line:
+                return int(json.loads(line)["batchTimestampMs"])
+        raise RuntimeError(
+            f"the offset log entry {self.checkpoint}/offsets/{batch_id} has no batch timestamp; "
+            "is the checkpoint damaged? Restore it or start the query on a new checkpoint"
+        )
+
+    def _rebuild_open(self, state: IngestState, batch_min_ms: int | None) -> None:
+        """The open windows' rows from bronze (this batch landed), for a process's first batch.
+
+        They start where the earliest window that is not final yet (or that this batch's plan
+        finalizes) can start and end at the high-water mark.
+        """
+        high_water = state.max_event_time_ms
+        if high_water is None:
+            return
+        work, after = finalize.plan(self.groups, state.final_through, high_water, batch_min_ms)
+        starts = [item.rows_from_ms for item in work]
+        keep = finalize.keep_from(self.groups, after)
+        if keep is not None:
+            starts.append(keep)
+        if not starts:
+            return
+        lo = min(starts)
+        usable = F.col("lateness_ms").isNull() | (F.col("lateness_ms") <= self.max_delay_ms)
+        frame = (
+            reconcile.read_bronze(
+                self.spark,
+                self.settings,
+                self.pipeline.events_table,
+                (finalize.utc(lo), finalize.utc(high_water + 1)),
+            )
+            .where(usable)
+            .select(*self.open_columns)
+            .persist()
+        )
+        frame.count()
+        self._open = [finalize.OpenRows(frame, lo, high_water)]
+
+    def _drop_open(self, keep_from: int | None) -> None:
+        """Release the open rows no window needs any more (all of them for ``None``)."""
+        kept = []
+        for piece in self._open:
+            if keep_from is not None and piece.hi_ms >= keep_from:
+                kept.append(piece)
+            else:
+                piece.frame.unpersist()
+        self._open = kept
 
     def _finalize(
         self, batch_id: int, state: IngestState, batch_min_ms: int | None, cached: list[DataFrame]
@@ -283,22 +401,28 @@ class IngestBatchHandler:
         )
         if not work:
             return []
-        source = reconcile.read_bronze(
-            self.spark, self.settings, self.pipeline.events_table, finalize.span(work)
-        )
         writers = self.writers()
         detections: list[dict] = []
 
         def emit(item: finalize.Finalization) -> None:
+            pieces = finalize.covering(self._open, item)
+            if not pieces:  # no rows: no window
+                return
+            source = reduce(DataFrame.unionByName, [piece.frame for piece in pieces])
             # one aggregation serves the group's tables and anomaly rules
             windows = finalize.final_windows(source, item).persist()
             cached.append(windows)
-            for family in item.group:
+
+            def publish(family: metrics.Family) -> None:
                 rows = windows.transform(metrics.project(family))
                 writers[family.name].write(rows, batch_id)
                 for rule, needs_history in anomalies.RULES.get(family.name, []):
                     found = self._detect(family, rows, rule(self.thresholds), needs_history)
                     detections.extend(row.asDict() for row in found.collect())
+
+            # the first table's write computes the windows; the others read them side by side
+            publish(item.group[0])
+            _run_parallel([lambda family=family: publish(family) for family in item.group[1:]])
 
         # the groups' jobs are small; side by side they keep both cores busy
         _run_parallel([lambda item=item: emit(item) for item in work])
@@ -437,9 +561,9 @@ def start_ingestion(
         .option("minPartitions", 2 * spark.sparkContext.defaultParallelism)
         .option("failOnDataLoss", "false")
         .load()
+        # no per-batch value in here (processing_time comes in the handler): the parse's
+        # generated code then stays the same from batch to batch, and is compiled once
         .transform(pipeline.parse)
-        # the micro-batch's timestamp: identical when Spark replays the batch after a failure
-        .withColumn("processing_time", F.current_timestamp())
     )
     return (
         parsed.writeStream.queryName(handler.query_name)

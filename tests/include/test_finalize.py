@@ -62,14 +62,28 @@ def test_a_group_added_to_a_running_stream_without_on_time_rows_starts_at_the_wa
     assert work == [] and through == {"error_rate": ms(12, 5)}
 
 
-def test_the_span_covers_every_item():
-    state = {"error_rate": ms(12, 0), "ip_patterns": ms(11, 55)}
-    work, _ = finalize.plan([MINUTE_GROUP, FIVE_MINUTE_GROUP], state, ms(12, 7), ms(12, 6))
-    lo, hi = finalize.span(work)
-    assert (lo, hi) == (
-        datetime(2026, 11, 25, 11, 50, tzinfo=UTC),
-        datetime(2026, 11, 25, 12, 2, tzinfo=UTC),
+def test_rows_are_kept_from_the_earliest_start_of_a_window_not_final_yet():
+    # error_rate: next windows end after 12:02, so start after 12:01; ip_patterns: after
+    # 11:57 - 5 min = 11:52
+    through = {"error_rate": ms(12, 2), "ip_patterns": ms(11, 57)}
+    assert finalize.keep_from([MINUTE_GROUP, FIVE_MINUTE_GROUP], through) == ms(11, 52)
+    assert finalize.keep_from([MINUTE_GROUP], through) == ms(12, 1)
+    assert finalize.keep_from([MINUTE_GROUP], {}) is None
+
+
+def test_an_item_reads_only_the_pieces_overlapping_its_rows():
+    def piece(lo, hi):
+        return finalize.OpenRows(frame=None, lo_ms=lo, hi_ms=hi)
+
+    early, edge, middle, late = (
+        piece(ms(11, 40), ms(11, 49)),  # ends before the rows start (11:50)
+        piece(ms(11, 45), ms(11, 50)),  # its last row is the first the item needs
+        piece(ms(11, 55), ms(12, 0)),
+        piece(ms(11, 57), ms(12, 3)),  # starts at the item's watermark: nothing of it counts
     )
+    item = finalize.Finalization(FIVE_MINUTE_GROUP, after_ms=ms(11, 55), through_ms=ms(11, 57))
+    assert item.rows_from_ms == ms(11, 50)
+    assert finalize.covering([early, edge, middle, late], item) == [edge, middle]
 
 
 def _events(spark, rows):
@@ -113,3 +127,20 @@ def test_final_windows_hold_on_time_rows_of_the_newly_final_windows_only(spark):
         for row in rows
     )
     assert got == [(at(1, 0), "api", 2, 1), (at(4, 0), "web", 1, 1)]
+
+
+def test_the_open_rows_hold_every_column_the_metrics_read(spark):
+    """The stream aggregates from a narrow projection (``metrics.input_columns``): each group's
+    final windows must resolve over it to the same columns as over full bronze."""
+    groups = metrics.group_families(metrics.FAMILIES)
+    for source, schema in (("events", schemas.EVENTS), ("user_events", schemas.USER_EVENTS)):
+        mine = [group for group in groups if group[0].source == source]
+        full = spark.createDataFrame([], schema)
+        narrow = full.select(*metrics.input_columns(mine), "lateness_ms")
+        assert len(narrow.columns) < len(full.columns)
+        for group in mine:
+            item = finalize.Finalization(group, after_ms=0, through_ms=60_000)
+            assert (
+                finalize.final_windows(narrow, item).schema
+                == finalize.final_windows(full, item).schema
+            ), metrics.group_name(group)

@@ -254,11 +254,30 @@ def high_activity_users(thresholds: Thresholds) -> Callable[[DataFrame], DataFra
     return transform
 
 
-#: family name -> (rule, needs the family's history rather than just the new windows)
-RULES: dict[str, list[tuple[Callable[[Thresholds], Callable[[DataFrame], DataFrame]], bool]]] = {
-    "response_time": [(response_time_zscores, True)],
-    "error_rate": [(error_rate_spikes, True)],
-    "ip_requests": [(ddos_suspects, False)],
-    "ip_patterns": [(suspicious_ips, False)],
-    "user_event_counts": [(high_activity_users, False)],
+@dataclass(frozen=True)
+class History:
+    """What a rule looks back on: per key, the latest ``rows`` earlier windows of the family
+    where ``usable`` holds (the rule ignores the others)."""
+
+    rows: Callable[[Thresholds], int]
+    usable: Callable[[], Column] = lambda: F.lit(True)
+
+
+Rule = Callable[[Thresholds], Callable[[DataFrame], DataFrame]]
+
+#: family name -> (rule, the history it needs besides the new windows, or None)
+RULES: dict[str, list[tuple[Rule, History | None]]] = {
+    "response_time": [
+        (
+            response_time_zscores,
+            History(
+                rows=lambda thresholds: thresholds.zscore_lookback,
+                usable=lambda: F.col("avg_response_time").isNotNull(),
+            ),
+        )
+    ],
+    "error_rate": [(error_rate_spikes, History(rows=lambda thresholds: 1))],
+    "ip_requests": [(ddos_suspects, None)],
+    "ip_patterns": [(suspicious_ips, None)],
+    "user_event_counts": [(high_activity_users, None)],
 }

@@ -1,4 +1,4 @@
-"""Final metric windows from bronze: how the stream emits every window once, when it is final.
+"""Final metric windows: how the stream emits every window once, when it is final.
 
 The ingestion query (:mod:`logstream.streaming`) lands each micro-batch of valid events in bronze,
 stamped with ``lateness_ms`` (how far behind the high-water mark H of earlier batches the event
@@ -8,15 +8,17 @@ watermark, i.e. later than the delay, and is left out of the streamed metrics (i
 ``late_events`` and waits for the nightly reconciliation).
 
 So, after each batch, for each group, the windows ending in ``(previous watermark, watermark]``
-are final. They are computed in batch, from bronze, with :func:`metrics.aggregate_batch` (the
-transform the nightly replay uses) over the group's on-time rows (``lateness_ms <= delay``). Only
-the bronze partitions that can hold such rows are read. This is the semantics of Spark's
-``withWatermark`` + append mode, with the window's rows kept in bronze instead of a state store:
-one Kafka read and one parse per record, no per-group streaming state, one commit per batch.
+are final (:func:`plan`). They are computed in batch with :func:`metrics.aggregate_batch` (the
+transform the nightly replay uses) over the group's on-time rows (``lateness_ms <= delay``):
+:func:`final_windows`. This is the semantics of Spark's ``withWatermark`` + append mode, without a
+state store: one Kafka read and one parse per record, one commit per batch.
 
-Planning (:func:`plan`) is pure; :func:`final_windows` is a transform over bronze as the nightly
-replay reads it (:func:`logstream.reconcile.read_bronze` over :func:`span`); the caller writes the
-result, exactly once per batch id (:mod:`logstream.sinks`).
+The rows of the windows still open are kept in memory, as :class:`OpenRows` pieces: each batch
+caches the columns the metrics read with its event-time range; a group reads only the pieces that
+overlap its rows (:func:`covering`), and a piece is released once no open window can hold its rows
+(:func:`keep_from`). When a process starts, the open rows are read back from bronze once.
+
+Planning is pure; the caller writes the result, exactly once per batch id (:mod:`logstream.sinks`).
 """
 
 from __future__ import annotations

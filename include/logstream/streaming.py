@@ -9,15 +9,17 @@ hands each micro-batch to :class:`IngestBatchHandler`, which, exactly once per b
    same value) and stamps every event with ``lateness_ms`` = high-water mark before the batch
    minus its event time; ``late_events`` holds the events later than the smallest delay;
 2. moves each metric family group's watermark (high-water mark - delay) and writes the windows
-   that became final, computed from bronze (:mod:`logstream.finalize`): append semantics, one
-   row per window, emitted once;
+   that became final (:mod:`logstream.finalize`): append semantics, one row per window, emitted
+   once. They are aggregated from the open windows' rows, which the handler keeps cached per
+   batch (read back from bronze once when a process starts), while step 1's writes run;
 3. runs the anomaly rules on the new windows (with the committed history where a rule needs it),
    writes ``anomalies`` and sends the alerts.
 
-Each record is read from Kafka and parsed once; the windows' open rows live in bronze rather than
-in a streaming state store; one commit cycle per micro-batch serves every table. The lateness
-stamp makes "late" a property of the data as ingested, so the rows a metric leaves out are
-exactly the rows ``late_events`` holds for that delay, whatever the micro-batch boundaries.
+Each record is read from Kafka and parsed once; there is no streaming state store; one commit
+cycle per micro-batch serves every table. The lateness stamp makes "late" a property of the data
+as ingested, so the rows a metric leaves out are exactly the rows ``late_events`` holds for that
+delay, whatever the micro-batch boundaries. ``processing_time`` is the micro-batch's timestamp
+from the offset log, so a replayed batch stamps the same value.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import reduce
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.streaming import StreamingQuery
@@ -183,6 +185,8 @@ class IngestBatchHandler:
         self.max_delay_ms = self.delays[-1][1] if self.delays else 0
         self._open: list[finalize.OpenRows] = []
         self._open_through_batch: int | None = None
+        # per family with a history rule: each key's latest windows (see _detect)
+        self._recent: dict[str, DataFrame] = {}
 
     def writers(self) -> dict[str, BatchTableWriter]:
         if self._writers is None:
@@ -209,6 +213,7 @@ class IngestBatchHandler:
         continuing = self._open_through_batch == batch_id - 1
         if not continuing:
             self._drop_open(keep_from=None)
+            self._recent.clear()
         cached: list[DataFrame] = []
         found: list[dict] = []
         try:
@@ -239,6 +244,7 @@ class IngestBatchHandler:
             state.save(self.fs, self.state_folder, batch_id)
         except BaseException:
             self._drop_open(keep_from=None)
+            self._recent.clear()
             self._open_through_batch = None
             raise
         finally:
@@ -416,8 +422,8 @@ class IngestBatchHandler:
             def publish(family: metrics.Family) -> None:
                 rows = windows.transform(metrics.project(family))
                 writers[family.name].write(rows, batch_id)
-                for rule, needs_history in anomalies.RULES.get(family.name, []):
-                    found = self._detect(family, rows, rule(self.thresholds), needs_history)
+                for rule, history in anomalies.RULES.get(family.name, []):
+                    found = self._detect(family, rows, rule(self.thresholds), history)
                     detections.extend(row.asDict() for row in found.collect())
 
             # the first table's write computes the windows; the others read them side by side
@@ -433,24 +439,42 @@ class IngestBatchHandler:
         family: metrics.Family,
         new_rows: DataFrame,
         rule: Callable[[DataFrame], DataFrame],
-        needs_history: bool,
+        history: anomalies.History | None,
     ) -> DataFrame:
-        if not needs_history:
+        """The rule's detections on the new windows, with the history it needs.
+
+        The history is each key's latest windows, kept cached from batch to batch; a process's
+        first batch reads it from the committed table around the new windows (today's and
+        yesterday's partitions), so the cost of a batch does not grow with the table.
+        """
+        if history is None:
             return new_rows.transform(rule)
-        # history: the committed table around the new windows (previous windows of each key)
-        bounds = new_rows.agg(F.min("window_date"), F.max("window_date")).first()
-        if bounds[0] is None:  # no new windows
-            return new_rows.transform(rule)
-        days = [bounds[0] - timedelta(days=1)]
-        while days[-1] < bounds[1]:
-            days.append(days[-1] + timedelta(days=1))
-        history = read_partitions(
-            self.spark, self.settings, family.name, [f"window_date={day}" for day in days]
-        ).select(*new_rows.columns)
+        earlier = self._recent.get(family.name)
+        if earlier is not None:
+            rows = earlier.unionByName(new_rows)
+        else:
+            bounds = new_rows.agg(F.min("window_date"), F.max("window_date")).first()
+            if bounds[0] is None:  # no new windows
+                return new_rows.transform(rule)
+            days = [bounds[0] - timedelta(days=1)]
+            while days[-1] < bounds[1]:
+                days.append(days[-1] + timedelta(days=1))
+            # written before this runs, so it holds the new windows too
+            rows = read_partitions(
+                self.spark, self.settings, family.name, [f"window_date={day}" for day in days]
+            ).select(*new_rows.columns)
+        latest = Window.partitionBy(*family.keys).orderBy(F.col("window_start").desc())
+        self._recent[family.name] = (
+            rows.where(history.usable())
+            .withColumn("recency", F.row_number().over(latest))
+            .where(F.col("recency") <= history.rows(self.thresholds))
+            .drop("recency")
+            .localCheckpoint()
+        )
         # anomaly rows name their key in `entity`; keep the detections on the new windows only
         entity = F.concat_ws("|", *family.keys) if family.keys else F.lit(None)
         new_keys = new_rows.select("window_start", entity.alias("entity")).distinct()
-        return history.transform(rule).join(
+        return rows.transform(rule).join(
             F.broadcast(new_keys), ["window_start", "entity"], "left_semi"
         )
 

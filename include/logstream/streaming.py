@@ -178,7 +178,8 @@ class IngestBatchHandler:
         self.registry = registry
         self.alert_sink = alert_sink
         self._writers: dict[str, BatchTableWriter] | None = None
-        # the rows open windows may still need, cached per landing (see _open_rows)
+        # the rows open windows may still need, one cached piece per landing (see _land,
+        # _rebuild_open and _drop_open)
         self.open_columns = list(
             dict.fromkeys([*metrics.input_columns(self.groups), "event_time", "lateness_ms"])
         )

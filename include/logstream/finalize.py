@@ -117,6 +117,11 @@ def covering(pieces: Iterable[OpenRows], work: Finalization) -> list[OpenRows]:
     return [p for p in pieces if p.hi_ms >= work.rows_from_ms and p.lo_ms < work.through_ms]
 
 
+def within_delay(delay_ms: int) -> Column:
+    """Rows no later than ``delay_ms`` behind the high-water mark (all rows of a first batch)."""
+    return F.col("lateness_ms").isNull() | (F.col("lateness_ms") <= delay_ms)
+
+
 def _instant(ms: int) -> Column:
     return F.timestamp_millis(F.lit(ms))
 
@@ -131,7 +136,7 @@ def final_windows(events: DataFrame, work: Finalization) -> DataFrame:
     on_time = events.where(
         (F.col("event_time") >= _instant(work.rows_from_ms))
         & (F.col("event_time") < _instant(work.through_ms))
-        & (F.col("lateness_ms").isNull() | (F.col("lateness_ms") <= delay_ms))
+        & within_delay(delay_ms)
     )
     return on_time.transform(metrics.aggregate_batch(work.group)).where(
         (F.col("window_end") > _instant(work.after_ms))

@@ -306,7 +306,7 @@ class IngestBatchHandler:
 
         # the columns the metrics read, cached for the windows still open (and the stats' input)
         open_rows = events.select(*self.open_columns).persist()
-        usable = F.col("lateness_ms").isNull() | (F.col("lateness_ms") <= self.max_delay_ms)
+        usable = finalize.within_delay(self.max_delay_ms)
         stats = open_rows.agg(
             F.max(F.unix_millis("event_time")).alias("max_ms"),
             F.min(F.when(~F.coalesce(is_late, F.lit(False)), F.unix_millis("event_time"))).alias(
@@ -374,7 +374,7 @@ class IngestBatchHandler:
         if not starts:
             return
         lo = min(starts)
-        usable = F.col("lateness_ms").isNull() | (F.col("lateness_ms") <= self.max_delay_ms)
+        usable = finalize.within_delay(self.max_delay_ms)
         frame = (
             reconcile.read_bronze(
                 self.spark,

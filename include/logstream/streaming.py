@@ -11,7 +11,8 @@ hands each micro-batch to :class:`IngestBatchHandler`, which, exactly once per b
 2. moves each metric family group's watermark (high-water mark - delay) and writes the windows
    that became final (:mod:`logstream.finalize`): append semantics, one row per window, emitted
    once. They are aggregated from the open windows' rows, which the handler keeps cached per
-   batch (read back from bronze once when a process starts), while step 1's writes run;
+   batch (read back from bronze once when a process resumes a checkpoint), while step 1's
+   writes run;
 3. runs the anomaly rules on the new windows (with the committed history where a rule needs it),
    writes ``anomalies`` and sends the alerts.
 
@@ -210,11 +211,13 @@ class IngestBatchHandler:
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         state = IngestState.load(self.fs, self.state_folder, batch_id)
         # the cached open rows continue the previous batch of this process; otherwise (a new
-        # process, a replayed batch) they are rebuilt from bronze once this batch has landed
+        # process, a replayed batch) they are rebuilt from bronze once this batch has landed,
+        # unless nothing landed before this batch (a new checkpoint): then its rows are all
         continuing = self._open_through_batch == batch_id - 1
         if not continuing:
             self._drop_open(keep_from=None)
             self._recent.clear()
+        rebuild = not continuing and state.max_event_time_ms is not None
         cached: list[DataFrame] = []
         found: list[dict] = []
         try:
@@ -222,22 +225,22 @@ class IngestBatchHandler:
             try:
                 landing = self._land(parsed, batch_id, state)
                 if landing.piece is not None:
-                    if continuing:
-                        self._open.append(landing.piece)
-                    else:
+                    if rebuild:
                         cached.append(landing.piece.frame)
+                    else:
+                        self._open.append(landing.piece)
 
                 def finalizing() -> None:
                     found.extend(self._finalize(batch_id, state, landing.batch_min_ms, cached))
 
-                if continuing:
-                    # the final windows come from the cached open rows, not from bronze: they
-                    # are computed while the batch's tables are written
-                    _run_parallel([*landing.writes, finalizing], workers=len(landing.writes) + 1)
-                else:
+                if rebuild:
                     _run_parallel(landing.writes)
                     self._rebuild_open(state, landing.batch_min_ms)
                     finalizing()
+                else:
+                    # the final windows come from the cached open rows, not from bronze: they
+                    # are computed while the batch's tables are written
+                    _run_parallel([*landing.writes, finalizing], workers=len(landing.writes) + 1)
             finally:
                 parsed.unpersist()
             found[:0] = landing.anomalies

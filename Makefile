@@ -40,6 +40,11 @@ format: venv
 test: setup lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# streaming catch-up throughput against the tutorial's design (docs/BENCHMARKS.md), e.g.
+# make bench BENCH_ARGS="--repeat 2 --out bench/results/stream_2m.md"
+bench: setup
+	$(BIN)/python bench/stream_throughput.py $(BENCH_ARGS)
+
 run: setup
 	$(BIN)/logstream up
 

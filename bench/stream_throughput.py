@@ -1,6 +1,7 @@
 """Catch-up throughput of the streaming job against the seed tutorial's design (same run).
 
-    .venv/bin/python bench/stream_throughput.py [--events 2000000] [--seed 7] [--out FILE]
+    .venv/bin/python bench/stream_throughput.py [--events 2000000] [--seed 7] [--repeat 1]
+        [--variants tutorial,logstream,parse_land,land_only] [--out FILE]
 
 1. starts a private Kafka broker (free loopback ports, temporary folder) and pre-loads topic
    ``bench-logs`` with a seeded mix of N log records (the ``logstream produce`` generator: JSON and
@@ -13,8 +14,11 @@
    * ``parse_land``: Kafka -> logstream's SPEC §3 parser -> bronze Parquet, nothing else (the
      ceiling for any job that parses records as logstream does);
    * ``land_only``: Kafka -> the tutorial's six-field JSON parse -> Parquet, nothing else;
-3. prints a Markdown table (events/s, ratio to the tutorial, peak driver RSS) and writes it to
-   ``--out`` if given.
+   with ``--repeat R``, R rounds of every variant in turn (so a slow spell of the machine hits
+   each variant alike);
+3. prints a Markdown table (the median seconds of each variant and, with R > 1, every run;
+   events/s and the ratio to the tutorial from the medians; the largest peak driver RSS) and
+   writes it to ``--out`` if given.
 
 Times are wall-clock from the first query start to the last query's end (JVM start excluded).
 """
@@ -26,6 +30,7 @@ import json
 import os
 import platform
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -243,6 +248,7 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=2_000_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--variants", default="tutorial,logstream,parse_land,land_only")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds of every variant")
     parser.add_argument("--out", help="write the Markdown result here")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
@@ -273,32 +279,45 @@ def main() -> int:
         loaded = time.perf_counter()
         produce(iter_logs(config), broker.bootstrap, total=args.events)
         print(f"loaded in {time.perf_counter() - loaded:.0f}s", file=sys.stderr)
-        reports = {}
-        for variant in args.variants.split(","):
-            print(f"running {variant} ...", file=sys.stderr)
-            reports[variant] = run_variant(variant, workdir, broker.bootstrap, args.events)
-            print(f"  {reports[variant]}", file=sys.stderr)
+        runs: dict[str, list[dict]] = {}
+        for round_number in range(1, args.repeat + 1):
+            for variant in args.variants.split(","):
+                print(f"running {variant} (round {round_number}) ...", file=sys.stderr)
+                report = run_variant(variant, workdir / f"round{round_number}", broker.bootstrap,
+                                     args.events)  # fmt: skip
+                runs.setdefault(variant, []).append(report)
+                print(f"  {report}", file=sys.stderr)
     finally:
         broker.stop()
-
-    baseline = reports.get("tutorial", {}).get("seconds")
-    lines = [
-        f"N = {args.events:,} records (seed {args.seed}), {os.cpu_count()} cores, "
-        f"{platform.processor() or platform.machine()}, Spark local[*]",
-        "",
-        "| variant | seconds | events/s | vs tutorial | peak driver RSS (MB) |",
-        "| --- | ---: | ---: | ---: | ---: |",
-    ]
-    for name, report in reports.items():
-        rate = args.events / report["seconds"]
-        ratio = f"{baseline / report['seconds']:.2f}x" if baseline else "-"
-        peak = report["peak_rss_mb"]
-        lines.append(f"| {name} | {report['seconds']:.1f} | {rate:,.0f} | {ratio} | {peak} |")
-    table = "\n".join(lines)
+    table = _table(runs, args)
     print(table)
     if args.out:
         Path(args.out).write_text(table + "\n")
     return 0
+
+
+def _table(runs: dict[str, list[dict]], args: argparse.Namespace) -> str:
+    """The Markdown report: each variant's median time, its rate and ratio from the median."""
+    median = {
+        name: statistics.median(r["seconds"] for r in reports) for name, reports in runs.items()
+    }
+    baseline = median.get("tutorial")
+    lines = [
+        f"N = {args.events:,} records (seed {args.seed}), {os.cpu_count()} cores, "
+        f"{platform.processor() or platform.machine()}, Spark local[*], "
+        f"{args.repeat} round(s) of every variant",
+        "",
+        "| variant | seconds (median) | runs | events/s | vs tutorial | peak driver RSS (MB) |",
+        "| --- | ---: | --- | ---: | ---: | ---: |",
+    ]
+    for name, reports in runs.items():
+        seconds = median[name]
+        every = ", ".join(f"{r['seconds']:.1f}" for r in reports)
+        ratio = f"{baseline / seconds:.2f}x" if baseline else "-"
+        peak = max(r["peak_rss_mb"] for r in reports)
+        rate = args.events / seconds
+        lines.append(f"| {name} | {seconds:.1f} | {every} | {rate:,.0f} | {ratio} | {peak} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -76,3 +76,27 @@ def test_start_stop_cycle_keeps_topics(tmp_path):
         assert "created topics" not in restarted.stdout
     finally:
         run_cli("kafka", "stop", env=env)
+
+
+def test_storage_formats_with_a_cluster_id_that_starts_with_a_dash(tmp_path, monkeypatch):
+    """One random cluster id in 64 starts with "-"; the storage tool must not take it for an
+    option (it did, and `kafka start` failed)."""
+    from logstream.config import Settings
+    from logstream.kafka import broker as broker_module
+
+    fresh = broker_module.new_cluster_id()
+    monkeypatch.setattr(broker_module, "new_cluster_id", lambda: "-" + fresh[1:])
+    settings = Settings.load(
+        env={},
+        state_dir=tmp_path,
+        kafka_port=free_port(),
+        kafka_controller_port=free_port(),
+        kafka_heap="256m",
+    )
+    broker = broker_module.KafkaBroker(settings)
+    try:
+        broker.start()
+        meta = (tmp_path / "kafka" / "kraft" / "meta.properties").read_text()
+        assert f"cluster.id=-{fresh[1:]}" in meta
+    finally:
+        broker.stop()

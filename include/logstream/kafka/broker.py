@@ -106,6 +106,12 @@ class BrokerStatus:
         )
 
 
+def new_cluster_id() -> str:
+    """A random KRaft cluster id: 16 bytes, URL-safe base64 without padding, as Kafka makes them
+    (so it can start with "-" or "_")."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
 class KafkaBroker:
     """Start, stop and inspect one local KRaft broker described by ``settings``."""
 
@@ -228,7 +234,6 @@ class KafkaBroker:
         )
 
     def _format_storage(self, java: str, classpath: str) -> None:
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         result = subprocess.run(
             [
                 java,
@@ -237,10 +242,10 @@ class KafkaBroker:
                 classpath,
                 "kafka.tools.StorageTool",
                 "format",
-                "-t",
-                cluster_id,
-                "-c",
-                str(self.properties_file),
+                # `--opt=value`: a cluster id may start with "-", which as a separate argument
+                # the tool's parser takes for an option (one start in 64 failed that way)
+                f"--cluster-id={new_cluster_id()}",
+                f"--config={self.properties_file}",
             ],
             capture_output=True,
             text=True,

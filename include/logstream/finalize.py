@@ -16,7 +16,8 @@ state store: one Kafka read and one parse per record, one commit per batch.
 The rows of the windows still open are kept in memory, as :class:`OpenRows` pieces: each batch
 caches the columns the metrics read with its event-time range; a group reads only the pieces that
 overlap its rows (:func:`covering`), and a piece is released once no open window can hold its rows
-(:func:`keep_from`). When a process starts, the open rows are read back from bronze once.
+(:func:`keep_from`). A process that resumes a checkpoint reads the open rows back from bronze
+once; on a new checkpoint the first batch's own rows are all of them.
 
 Planning is pure; the caller writes the result, exactly once per batch id (:mod:`logstream.sinks`).
 """

@@ -452,6 +452,8 @@ def _extra(fields: Column, known_keys: tuple[str, ...]) -> Column:
 
 
 def _trimmed(text: Column) -> Column:
+    """``text`` without leading and trailing ASCII whitespace. (Trimming only where an end is
+    whitespace was cheaper per record but slowed the whole job; see docs/BENCHMARKS.md.)"""
     return F.trim(text, F.lit(_WHITESPACE))
 
 

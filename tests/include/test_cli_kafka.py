@@ -96,7 +96,7 @@ def test_storage_formats_with_a_cluster_id_that_starts_with_a_dash(tmp_path, mon
     broker = broker_module.KafkaBroker(settings)
     try:
         broker.start()
-        meta = (tmp_path / "kafka" / "kraft" / "meta.properties").read_text()
+        meta = (broker.data_dir / "kraft" / "meta.properties").read_text()
         assert f"cluster.id=-{fresh[1:]}" in meta
     finally:
         broker.stop()

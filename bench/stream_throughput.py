@@ -6,7 +6,8 @@
 1. starts a private Kafka broker (free loopback ports, temporary folder) and pre-loads topic
    ``bench-logs`` with a seeded mix of N log records (the ``logstream produce`` generator: JSON and
    access lines, bursts, late and malformed records);
-2. runs, each in a fresh process with the same Spark settings (local[*]):
+2. runs, each in a fresh process with the same Spark settings (local[*], and logstream's
+   shipped defaults for driver memory and ``maxOffsetsPerTrigger``):
    * ``logstream``: the full job (parse once -> bronze/quarantine/late -> every metric family of
      SPEC §5.1 + anomalies) with ``availableNow``, i.e. until every window that can be final is;
    * ``tutorial``: the seed's design, one streaming query per metric family, each reading Kafka
@@ -110,8 +111,6 @@ def _child(variant: str, workdir: Path, bootstrap: str) -> dict:
         kafka_port=int(port),
         logs_topic="bench-logs",
         user_events_topic="bench-user-events",
-        max_offsets_per_trigger=500_000,
-        spark_driver_memory="4g",
     )
     spark = build_spark_session(f"bench-{variant}", settings)
     started = time.perf_counter()
@@ -302,10 +301,14 @@ def _table(runs: dict[str, list[dict]], args: argparse.Namespace) -> str:
         name: statistics.median(r["seconds"] for r in reports) for name, reports in runs.items()
     }
     baseline = median.get("tutorial")
+    from logstream.config import Settings
+
+    defaults = Settings()
     lines = [
         f"N = {args.events:,} records (seed {args.seed}), {os.cpu_count()} cores, "
         f"{platform.processor() or platform.machine()}, Spark local[*], "
-        f"{args.repeat} round(s) of every variant",
+        f"{args.repeat} round(s) of every variant, driver memory {defaults.spark_driver_memory}, "
+        f"maxOffsetsPerTrigger {defaults.max_offsets_per_trigger:,}",
         "",
         "| variant | seconds (median) | runs | events/s | vs tutorial | peak driver RSS (MB) |",
         "| --- | ---: | --- | ---: | ---: | ---: |",

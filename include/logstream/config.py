@@ -62,7 +62,8 @@ class Settings:
 
     # Spark
     spark_master: str = "local[*]"
-    spark_driver_memory: str = "2g"
+    # the catch-up batch below needs room: with 2g a 2M-record batch ran 35 % slower (GC)
+    spark_driver_memory: str = "4g"
     shuffle_partitions: int = 4
     # Python for the driver and executors under spark-submit; empty = this interpreter
     pyspark_python: str = ""
@@ -74,7 +75,10 @@ class Settings:
 
     # Streaming job
     trigger_interval: str = "2 seconds"
-    max_offsets_per_trigger: int = 500_000
+    # records per micro-batch while catching up: every batch costs fixed planning and code
+    # generation, so big batches catch up faster (docs/BENCHMARKS.md); live traffic makes
+    # batches far smaller than this
+    max_offsets_per_trigger: int = 2_000_000
     starting_offsets: str = "earliest"  # where a NEW checkpoint starts reading Kafka
     status_dir: str = ""  # per-query status files (default <state_dir>/status)
     metrics_port: int = 0  # Prometheus on 127.0.0.1:<port>; 0 = off

@@ -129,7 +129,12 @@ def _child(variant: str, workdir: Path, bootstrap: str) -> dict:
             query.awaitTermination()
     seconds = time.perf_counter() - started
     spark.stop()
-    return {"variant": variant, "seconds": round(seconds, 2)}
+    return {
+        "variant": variant,
+        "seconds": round(seconds, 2),
+        "driver_memory": settings.spark_driver_memory,
+        "max_offsets_per_trigger": settings.max_offsets_per_trigger,
+    }
 
 
 def _parse_land_query(spark, settings, F):  # noqa: N803 - F is the idiom
@@ -301,14 +306,15 @@ def _table(runs: dict[str, list[dict]], args: argparse.Namespace) -> str:
         name: statistics.median(r["seconds"] for r in reports) for name, reports in runs.items()
     }
     baseline = median.get("tutorial")
-    from logstream.config import Settings
-
-    defaults = Settings()
+    # the settings the children ran with (the same for every variant)
+    ran = {(r["driver_memory"], r["max_offsets_per_trigger"]) for rs in runs.values() for r in rs}
+    settings = ", ".join(
+        f"driver memory {memory}, maxOffsetsPerTrigger {cap:,}" for memory, cap in ran
+    )
     lines = [
         f"N = {args.events:,} records (seed {args.seed}), {os.cpu_count()} cores, "
         f"{platform.processor() or platform.machine()}, Spark local[*], "
-        f"{args.repeat} round(s) of every variant, driver memory {defaults.spark_driver_memory}, "
-        f"maxOffsetsPerTrigger {defaults.max_offsets_per_trigger:,}",
+        f"{args.repeat} round(s) of every variant, {settings}",
         "",
         "| variant | seconds (median) | runs | events/s | vs tutorial | peak driver RSS (MB) |",
         "| --- | ---: | --- | ---: | ---: | ---: |",

@@ -72,6 +72,11 @@ _INGESTION_FIELDS = [
 # -- tables -------------------------------------------------------------------------------------
 EVENTS = T.StructType(LOG_EVENT_FIELDS + _KAFKA_COORDINATES + _INGESTION_FIELDS)
 
+#: Columns that hold a different value in (nearly) every row. Parquet's dictionary encoding only
+#: costs time on them (it fills a dictionary page, then falls back to plain encoding), so the
+#: table writers turn it off for these columns.
+DISTINCT_PER_ROW = ("event_id", "request_id", "event_time", "kafka_offset", "kafka_timestamp")
+
 QUARANTINE = T.StructType(
     [
         *REJECTION_FIELDS,

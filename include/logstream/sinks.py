@@ -22,6 +22,7 @@ from collections.abc import Sequence
 
 from pyspark.sql import DataFrame, SparkSession
 
+from logstream import schemas
 from logstream.fs import HadoopFS
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,11 @@ class BatchTableWriter:
         manifest_path = f"{self._commits}/{batch_id}.manifest"
         self._undo(manifest_path, staging)
 
-        (frame.write.mode("overwrite").partitionBy(*self.partition_by).parquet(staging))
+        writer = frame.write.mode("overwrite").partitionBy(*self.partition_by)
+        for column in schemas.DISTINCT_PER_ROW:
+            if column in frame.columns:
+                writer = writer.option(f"parquet.enable.dictionary#{column}", "false")
+        writer.parquet(staging)
         moves = []
         prefix = f"{self.writer_name}-{batch_id:012d}"
         for number, source in enumerate(sorted(self.fs.list_files(staging, ".parquet"))):

@@ -47,6 +47,9 @@ def spark_conf(settings: Settings, extra: Mapping[str, str] | None = None) -> di
         # 100k keys instead of falling back to sorting after 128 (measured 1.7x on those groups)
         "spark.sql.objectHashAggregate.sortBased.fallbackThreshold": "100000",
         "spark.sql.sources.partitionOverwriteMode": "dynamic",
+        # Parquet timestamps as INT64 microseconds (Spark's default is the deprecated 12-byte
+        # INT96): smaller files, and the bronze write measured 21 % faster
+        "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
         # a micro-batch of the logs pipeline runs about 220 distinct generated classes; Spark's
         # cache of compiled classes holds 100 by default, so every batch compiled them all again
         # (Janino, then the JVM's JIT: measured 950 compiles in a 2M catch-up, 370 with this)

@@ -240,6 +240,16 @@ JSON_CASES = [
         json_event(event_time=T0_UTC, service="api"),
     ),
     Case(
+        "vertical tab and form feed around the object are whitespace too",
+        b'\x0b{"timestamp": "2024-01-15T10:30:00Z", "service": "api"}\x0c',
+        json_event(event_time=T0_UTC, service="api"),
+    ),
+    Case(
+        "a control character at the end is not whitespace",
+        b'{"timestamp": "2024-01-15T10:30:00Z", "service": "api"}\x01',
+        rejected("invalid_json"),
+    ),
+    Case(
         "non-UTF-8 bytes are replaced, the event is kept",
         b'{"timestamp": "2024-01-15T10:30:00Z", "service": "api", "message": "caf\xe9 \xff!"}',
         json_event(event_time=T0_UTC, service="api", message="caf\ufffd \ufffd!"),
@@ -379,6 +389,23 @@ JSON_CASES = [
 OCT_2000 = datetime(2000, 10, 10, 21, 0, 0, tzinfo=UTC)
 LONG_PATH = "/" + "a" * 8192
 ACCESS_CASES = [
+    Case(
+        "trailing newline, and a user agent that ends in a multi-byte character",
+        b'10.0.0.1 - - [10/Oct/2000:13:55:36 -0700] "GET / HTTP/1.1" 200 5 "-" "bot \xc3\xa9"\n',
+        access_event(
+            event_time="2000-10-10 20:55:36.000000",
+            level="INFO",
+            message="GET / HTTP/1.1",
+            ip_address="10.0.0.1",
+            status_code=200,
+            http_method="GET",
+            path="/",
+            protocol="HTTP/1.1",
+            bytes_sent=5,
+            user_agent="bot \u00e9",
+        ),
+        kafka_ts=OCT_2000,
+    ),
     Case(
         "Apache Common Log Format",
         b'127.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] "GET /apache_pb.gif HTTP/1.0" 200 2326',

@@ -59,9 +59,8 @@ class BatchTableWriter:
         self._undo(manifest_path, staging)
 
         writer = frame.write.mode("overwrite").partitionBy(*self.partition_by)
-        for column in schemas.DISTINCT_PER_ROW:
-            if column in frame.columns:
-                writer = writer.option(f"parquet.enable.dictionary#{column}", "false")
+        for column in set(schemas.DISTINCT_PER_ROW).intersection(frame.columns):
+            writer = writer.option(f"parquet.enable.dictionary#{column}", "false")
         writer.parquet(staging)
         moves = []
         prefix = f"{self.writer_name}-{batch_id:012d}"

@@ -390,7 +390,7 @@ OCT_2000 = datetime(2000, 10, 10, 21, 0, 0, tzinfo=UTC)
 LONG_PATH = "/" + "a" * 8192
 ACCESS_CASES = [
     Case(
-        "trailing newline, and a user agent that ends in a multi-byte character",
+        "trailing newline after an access line with a non-ASCII user agent",
         b'10.0.0.1 - - [10/Oct/2000:13:55:36 -0700] "GET / HTTP/1.1" 200 5 "-" "bot \xc3\xa9"\n',
         access_event(
             event_time="2000-10-10 20:55:36.000000",

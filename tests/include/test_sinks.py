@@ -27,10 +27,14 @@ SCHEMA = T.StructType(
 )
 
 
-def _column_chunks(table: Path) -> dict[str, list]:
-    """Every committed file's column chunk metadata, by column name."""
+def _committed_files(table: Path) -> list[Path]:
     files = sorted(path for path in table.rglob("*.parquet") if "_staging" not in path.parts)
     assert files, f"no Parquet file under {table}"
+    return files
+
+
+def _column_chunks(files: list[Path]) -> dict[str, list]:
+    """The files' column chunk metadata, by column name."""
     chunks: dict[str, list] = {}
     for path in files:
         metadata = pq.ParquetFile(path).metadata
@@ -53,15 +57,16 @@ def test_a_batch_is_written_once_with_row_unique_columns_plain(spark, tmp_path: 
     assert back.count() == len(ROWS)
     assert back.select("event_id").distinct().count() == len(ROWS)
 
-    chunks = _column_chunks(table)
+    files = _committed_files(table)
+    chunks = _column_chunks(files)
     assert set(schemas.DISTINCT_PER_ROW) & set(chunks) == {"event_id", "event_time", "kafka_offset"}
     for name in ("event_id", "event_time", "kafka_offset"):
         assert all(not chunk.has_dictionary_page for chunk in chunks[name]), name
     # a column outside DISTINCT_PER_ROW keeps Parquet's default dictionary encoding
     assert all(chunk.has_dictionary_page for chunk in chunks["level"])
     # timestamps are INT64 microseconds, not the legacy INT96
-    for path in table.glob("*.parquet"):
+    assert all(chunk.physical_type == "INT64" for chunk in chunks["event_time"])
+    for path in files:
         assert pq.read_schema(path).field("event_time").type == pa.timestamp("us", tz="UTC")
-        assert pq.ParquetFile(path).schema.column(1).physical_type == "INT64"
     first = back.agg(F.date_format(F.min("event_time"), "yyyy-MM-dd HH:mm:ss")).first()[0]
     assert first == "2024-01-15 10:00:00"

@@ -1,17 +1,32 @@
-"""Anomaly rules (SPEC §5.2) over FINAL metric windows, as pure batch transforms.
+"""Anomaly rules (SPEC §5.2) over FINAL metric windows.
 
-A streaming frame cannot look back at earlier windows with SQL window functions, so the rules that
-need history (z-score, error-rate spike) run on the metric table itself, right after a micro-batch
-of newly final windows is committed to it: every earlier window of the service is already there.
-The same functions run in tests and in the replay over static tables.
+The rules run on the windows a micro-batch has just made final (:mod:`logstream.streaming`), and
+come in two kinds:
+
+* :class:`FilterRule`: a window is an anomaly on its own values (the DDoS, suspicious-IP and
+  high-activity rules). The test is a Spark filter over the new windows, which can be many (one
+  per IP and minute); only the matches reach the driver, where they are shaped into rows.
+* :class:`HistoryRule`: a window is compared with its key's earlier windows (the response-time
+  z-score, the error-rate spike). Their families have one row per service and window, so the new
+  windows are collected and the rule runs in plain Python against each key's latest windows,
+  which :class:`KeyHistory` keeps between micro-batches (seeded from the committed table when a
+  process starts). No Spark job per rule: a micro-batch's rules used to be its slowest tail, most
+  of it code generated and compiled for a few hundred rows.
+
+Every rule yields :func:`anomaly` rows whose ``anomaly_id`` is a stable dedup key.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import hashlib
+import math
+import statistics
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -81,203 +96,257 @@ class Thresholds:
         return cls(**{k: type(getattr(cls(), k))(v) for k, v in values.items()})
 
 
-def anomaly_rows(
+Row = dict[str, Any]
+
+
+def stable_id(*parts: str | None) -> str:
+    """sha256 of the parts joined with ``|`` (absent parts skipped): an anomaly's dedup key."""
+    return hashlib.sha256("|".join(p for p in parts if p is not None).encode()).hexdigest()
+
+
+def timestamp_text(instant: datetime) -> str:
+    """An instant as Spark casts a timestamp to string in UTC (``2026-11-26 10:05:00``, with the
+    fraction only when there is one), so ids match those of earlier releases."""
+    text = instant.strftime("%Y-%m-%d %H:%M:%S")
+    if instant.microsecond:
+        text += f".{instant.microsecond:06d}".rstrip("0")
+    return text
+
+
+def anomaly(
     kind: str,
-    entity: Column,
-    observed: Column,
+    entity: str | None,
+    window: Row,
+    observed: float,
     threshold: float,
-    severity: Column,
-    detail: Column,
-    baseline: Column | None = None,
-) -> Callable[[DataFrame], DataFrame]:
-    """Shape detections into the ``anomalies`` table; the id is a stable dedup key."""
-
-    def transform(df: DataFrame) -> DataFrame:
-        return df.select(
-            F.sha2(
-                F.concat_ws("|", F.lit(kind), entity, F.col("window_start").cast("string")), 256
-            ).alias("anomaly_id"),
-            F.lit(kind).alias("kind"),
-            entity.alias("entity"),
-            "window_start",
-            "window_end",
-            observed.cast("double").alias("observed"),
-            F.lit(float(threshold)).alias("threshold"),
-            (baseline if baseline is not None else F.lit(None)).cast("double").alias("baseline"),
-            severity.alias("severity"),
-            detail.alias("detail"),
-            F.to_date("window_start").alias("window_date"),
-        )
-
-    return transform
-
-
-def response_time_zscores(thresholds: Thresholds) -> Callable[[DataFrame], DataFrame]:
-    """|z| of a service's avg response time against its previous windows (SPEC §5.2.1)."""
-    previous = (
-        Window.partitionBy("service")
-        .orderBy("window_start")
-        .rowsBetween(-thresholds.zscore_lookback, -1)
-    )
-
-    def transform(response_time: DataFrame) -> DataFrame:
-        scored = (
-            response_time.where(F.col("avg_response_time").isNotNull())
-            .withColumn("baseline_mean", F.avg("avg_response_time").over(previous))
-            .withColumn("baseline_std", F.stddev_samp("avg_response_time").over(previous))
-            .withColumn("baseline_n", F.count("avg_response_time").over(previous))
-            .withColumn(
-                "z",
-                (F.col("avg_response_time") - F.col("baseline_mean")) / F.col("baseline_std"),
-            )
-            .where(
-                (F.col("baseline_n") >= thresholds.zscore_min_history)
-                & (F.col("baseline_std") > 0)
-                & (F.abs("z") > thresholds.zscore)
-            )
-        )
-        return scored.transform(
-            anomaly_rows(
-                "response_time_zscore",
-                F.col("service"),
-                F.col("avg_response_time"),
-                thresholds.zscore,
-                F.when(F.abs("z") > 3, "critical").otherwise("warning"),
-                F.format_string(
-                    "avg %.3f s, z=%.2f against %d previous windows (mean %.3f s)",
-                    "avg_response_time",
-                    "z",
-                    "baseline_n",
-                    "baseline_mean",
-                ),
-                baseline=F.col("baseline_mean"),
-            )
-        )
-
-    return transform
-
-
-def error_rate_spikes(thresholds: Thresholds) -> Callable[[DataFrame], DataFrame]:
-    """A service's error rate up by more than N points over its previous window (§5.2.2)."""
-    by_service = Window.partitionBy("service").orderBy("window_start")
-
-    def transform(error_rate: DataFrame) -> DataFrame:
-        spikes = error_rate.withColumn("previous_rate", F.lag("error_rate").over(by_service)).where(
-            F.col("error_rate") - F.col("previous_rate") > thresholds.error_rate_rise_points
-        )
-        rise = F.col("error_rate") - F.col("previous_rate")
-        return spikes.transform(
-            anomaly_rows(
-                "error_rate_spike",
-                F.col("service"),
-                F.col("error_rate"),
-                thresholds.error_rate_rise_points,
-                F.when(rise > 25, "critical").otherwise("warning"),
-                F.format_string(
-                    "error rate %.1f%% after %.1f%% (+%.1f points)",
-                    "error_rate",
-                    "previous_rate",
-                    rise,
-                ),
-                baseline=F.col("previous_rate"),
-            )
-        )
-
-    return transform
-
-
-def ddos_suspects(thresholds: Thresholds) -> Callable[[DataFrame], DataFrame]:
-    """An IP with many requests in one minute from few users (SPEC §5.2.3)."""
-
-    def transform(ip_requests: DataFrame) -> DataFrame:
-        return ip_requests.where(
-            (F.col("request_count") > thresholds.ddos_min_requests)
-            & (F.col("unique_users") < thresholds.ddos_max_users)
-        ).transform(
-            anomaly_rows(
-                "ddos_suspect",
-                F.col("ip_address"),
-                F.col("request_count"),
-                thresholds.ddos_min_requests,
-                F.lit("critical"),
-                F.format_string(
-                    "%d requests in 1 min from %d users", "request_count", "unique_users"
-                ),
-            )
-        )
-
-    return transform
-
-
-def suspicious_ips(thresholds: Thresholds) -> Callable[[DataFrame], DataFrame]:
-    """An IP with very many requests across many services in 5 minutes (SPEC §5.2.4)."""
-
-    def transform(ip_patterns: DataFrame) -> DataFrame:
-        return ip_patterns.where(
-            (F.col("request_count") > thresholds.suspicious_ip_min_requests)
-            & (F.size("services_used") > thresholds.suspicious_ip_min_services)
-        ).transform(
-            anomaly_rows(
-                "suspicious_ip",
-                F.col("ip_address"),
-                F.col("request_count"),
-                thresholds.suspicious_ip_min_requests,
-                F.lit("warning"),
-                F.format_string(
-                    "%d requests to %d services in 5 min",
-                    "request_count",
-                    F.size("services_used"),
-                ),
-            )
-        )
-
-    return transform
-
-
-def high_activity_users(thresholds: Thresholds) -> Callable[[DataFrame], DataFrame]:
-    """A user with many user-events in a 5-minute sliding window (SPEC §5.2.5)."""
-
-    def transform(user_event_counts: DataFrame) -> DataFrame:
-        return user_event_counts.where(
-            F.col("event_count") > thresholds.high_activity_min_events
-        ).transform(
-            anomaly_rows(
-                "high_activity_user",
-                F.col("user_id"),
-                F.col("event_count"),
-                thresholds.high_activity_min_events,
-                F.lit("warning"),
-                F.format_string("%d events in 5 min", "event_count"),
-            )
-        )
-
-    return transform
+    severity: str,
+    detail: str,
+    baseline: float | None = None,
+) -> Row:
+    """One ``anomalies`` row for a detection on ``window`` (a row with UTC ``window_start`` and
+    ``window_end``)."""
+    start = window["window_start"]
+    return {
+        "anomaly_id": stable_id(kind, entity, timestamp_text(start)),
+        "kind": kind,
+        "entity": entity,
+        "window_start": start,
+        "window_end": window["window_end"],
+        "observed": float(observed),
+        "threshold": float(threshold),
+        "baseline": None if baseline is None else float(baseline),
+        "severity": severity,
+        "detail": detail,
+        "window_date": start.date(),
+    }
 
 
 @dataclass(frozen=True)
-class History:
-    """What a rule looks back on: per key, the latest ``rows`` earlier windows of the family
-    where ``usable`` holds (the rule ignores the others)."""
+class FilterRule:
+    """A rule that tests each window on its own: ``where`` selects the anomalous windows (a Spark
+    filter over a family's new windows), ``shape`` turns one of them (the family's key, window
+    bounds and ``columns``) into an :func:`anomaly` row."""
 
-    rows: Callable[[Thresholds], int]
-    usable: Callable[[], Column] = lambda: F.lit(True)
+    kind: str
+    family: str
+    where: Callable[[Thresholds], Column]
+    columns: dict[str, Callable[[], Column]]
+    shape: Callable[[Thresholds, Row], Row]
 
 
-Rule = Callable[[Thresholds], Callable[[DataFrame], DataFrame]]
+@dataclass(frozen=True)
+class HistoryRule:
+    """A rule that compares each new window of a key with the key's earlier windows.
 
-#: family name -> (rule, the history it needs besides the new windows, or None)
-RULES: dict[str, list[tuple[Rule, History | None]]] = {
-    "response_time": [
-        (
-            response_time_zscores,
-            History(
-                rows=lambda thresholds: thresholds.zscore_lookback,
-                usable=lambda: F.col("avg_response_time").isNotNull(),
-            ),
-        )
-    ],
-    "error_rate": [(error_rate_spikes, History(rows=lambda thresholds: 1))],
-    "ip_requests": [(ddos_suspects, None)],
-    "ip_patterns": [(suspicious_ips, None)],
-    "user_event_counts": [(high_activity_users, None)],
-}
+    ``check(thresholds, window, earlier)`` gets a window and up to ``lookback(thresholds)`` of the
+    key's previous windows (oldest first); only windows where ``usable`` holds take part, as the
+    window checked or as history. It returns an :func:`anomaly` row or None.
+    """
+
+    kind: str
+    family: str
+    key: str
+    columns: tuple[str, ...]
+    lookback: Callable[[Thresholds], int]
+    check: Callable[[Thresholds, Row, list[Row]], Row | None]
+    usable: Callable[[Row], bool] = field(default=lambda row: True)
+
+
+def _zscore(thresholds: Thresholds, window: Row, earlier: list[Row]) -> Row | None:
+    """|z| of a service's avg response time against its previous windows (SPEC §5.2.1)."""
+    baseline = [row["avg_response_time"] for row in earlier[-thresholds.zscore_lookback :]]
+    if len(baseline) < thresholds.zscore_min_history:
+        return None
+    stddev = statistics.stdev(baseline)
+    if not stddev > 0:
+        return None
+    mean = math.fsum(baseline) / len(baseline)
+    observed = window["avg_response_time"]
+    z = (observed - mean) / stddev
+    if not abs(z) > thresholds.zscore:
+        return None
+    return anomaly(
+        "response_time_zscore",
+        window["service"],
+        window,
+        observed,
+        thresholds.zscore,
+        "critical" if abs(z) > 3 else "warning",
+        f"avg {observed:.3f} s, z={z:.2f} against {len(baseline)} previous windows "
+        f"(mean {mean:.3f} s)",
+        baseline=mean,
+    )
+
+
+def _error_rate_spike(thresholds: Thresholds, window: Row, earlier: list[Row]) -> Row | None:
+    """A service's error rate up by more than N points over its previous window (§5.2.2)."""
+    if not earlier:
+        return None
+    previous, rate = earlier[-1]["error_rate"], window["error_rate"]
+    rise = rate - previous
+    if not rise > thresholds.error_rate_rise_points:
+        return None
+    return anomaly(
+        "error_rate_spike",
+        window["service"],
+        window,
+        rate,
+        thresholds.error_rate_rise_points,
+        "critical" if rise > 25 else "warning",
+        f"error rate {rate:.1f}% after {previous:.1f}% (+{rise:.1f} points)",
+        baseline=previous,
+    )
+
+
+HISTORY_RULES: tuple[HistoryRule, ...] = (
+    HistoryRule(
+        "response_time_zscore",
+        "response_time",
+        "service",
+        ("avg_response_time",),
+        lookback=lambda thresholds: thresholds.zscore_lookback,
+        check=_zscore,
+        usable=lambda row: row["avg_response_time"] is not None,
+    ),
+    HistoryRule(
+        "error_rate_spike",
+        "error_rate",
+        "service",
+        ("error_rate",),
+        lookback=lambda thresholds: 1,
+        check=_error_rate_spike,
+    ),
+)
+
+FILTER_RULES: tuple[FilterRule, ...] = (
+    # SPEC §5.2.3: an IP with many requests in one minute from few users
+    FilterRule(
+        "ddos_suspect",
+        "ip_requests",
+        where=lambda t: (
+            (F.col("request_count") > t.ddos_min_requests)
+            & (F.col("unique_users") < t.ddos_max_users)
+        ),
+        columns={
+            "ip_address": lambda: F.col("ip_address"),
+            "request_count": lambda: F.col("request_count"),
+            "unique_users": lambda: F.col("unique_users"),
+        },
+        shape=lambda t, w: anomaly(
+            "ddos_suspect",
+            w["ip_address"],
+            w,
+            w["request_count"],
+            t.ddos_min_requests,
+            "critical",
+            f"{w['request_count']} requests in 1 min from {w['unique_users']} users",
+        ),
+    ),
+    # SPEC §5.2.4: an IP with very many requests across many services in 5 minutes
+    FilterRule(
+        "suspicious_ip",
+        "ip_patterns",
+        where=lambda t: (
+            (F.col("request_count") > t.suspicious_ip_min_requests)
+            & (F.size("services_used") > t.suspicious_ip_min_services)
+        ),
+        columns={
+            "ip_address": lambda: F.col("ip_address"),
+            "request_count": lambda: F.col("request_count"),
+            "services": lambda: F.size("services_used"),
+        },
+        shape=lambda t, w: anomaly(
+            "suspicious_ip",
+            w["ip_address"],
+            w,
+            w["request_count"],
+            t.suspicious_ip_min_requests,
+            "warning",
+            f"{w['request_count']} requests to {w['services']} services in 5 min",
+        ),
+    ),
+    # SPEC §5.2.5: a user with many user-events in a 5-minute sliding window
+    FilterRule(
+        "high_activity_user",
+        "user_event_counts",
+        where=lambda t: F.col("event_count") > t.high_activity_min_events,
+        columns={
+            "user_id": lambda: F.col("user_id"),
+            "event_count": lambda: F.col("event_count"),
+        },
+        shape=lambda t, w: anomaly(
+            "high_activity_user",
+            w["user_id"],
+            w,
+            w["event_count"],
+            t.high_activity_min_events,
+            "warning",
+            f"{w['event_count']} events in 5 min",
+        ),
+    ),
+)
+
+
+class KeyHistory:
+    """Each key's latest usable windows for one :class:`HistoryRule`, oldest first."""
+
+    def __init__(self, rule: HistoryRule, thresholds: Thresholds) -> None:
+        self.rule = rule
+        self.thresholds = thresholds
+        self.keep = rule.lookback(thresholds)
+        self.windows: dict[Any, list[Row]] = {}
+
+    def add(self, rows: Iterable[Row]) -> None:
+        """Remember committed windows (a table read when a process starts); a window seen
+        again replaces the earlier copy. Kept whole until the next :meth:`detect`: a replayed
+        batch finds its own windows among them, and needs the ones before them."""
+        self.windows.update(self._merge(rows))
+
+    def detect(self, new_windows: Iterable[Row]) -> list[Row]:
+        """The rule's anomalies among ``new_windows``, each against its key's windows before it;
+        the new windows then join the history."""
+        new = [row for row in new_windows if self.rule.usable(row)]
+        merged = self._merge(new)
+        found = []
+        for row in new:
+            series = merged[row[self.rule.key]]
+            earlier = [w for w in series if w["window_start"] < row["window_start"]]
+            hit = self.rule.check(self.thresholds, row, earlier[-self.keep :])
+            if hit is not None:
+                found.append(hit)
+        for key, series in merged.items():
+            self.windows[key] = series[-self.keep :]
+        return found
+
+    def _merge(self, rows: Iterable[Row]) -> dict[Any, list[Row]]:
+        """The windows of the keys in ``rows``, the history's and ``rows`` merged, in window
+        order."""
+        touched: dict[Any, dict[datetime, Row]] = {}
+        for row in rows:
+            if not self.rule.usable(row):
+                continue
+            key = row[self.rule.key]
+            if key not in touched:
+                touched[key] = {w["window_start"]: w for w in self.windows.get(key, [])}
+            touched[key][row["window_start"]] = row
+        return {key: [by_start[s] for s in sorted(by_start)] for key, by_start in touched.items()}

@@ -13,8 +13,9 @@ hands each micro-batch to :class:`IngestBatchHandler`, which, exactly once per b
    once. They are aggregated from the open windows' rows, which the handler keeps cached per
    batch (read back from bronze once when a process resumes a checkpoint), while step 1's
    writes run;
-3. runs the anomaly rules on the new windows (with the committed history where a rule needs it),
-   writes ``anomalies`` and sends the alerts.
+3. runs the anomaly rules on the new windows (:mod:`logstream.anomalies`; the rules that look
+   back keep each key's latest windows between batches, read from the committed table when a
+   process starts), writes ``anomalies`` and sends the alerts.
 
 Each record is read from Kafka and parsed once; there is no streaming state store; one commit
 cycle per micro-batch serves every table. The lateness stamp makes "late" a property of the data
@@ -25,16 +26,15 @@ from the offset log, so a replayed batch stamps the same value.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import reduce
 
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.streaming import StreamingQuery
@@ -45,7 +45,7 @@ from logstream.config import Settings
 from logstream.fs import HadoopFS
 from logstream.sinks import BatchTableWriter
 from logstream.status import TotalsRegistry
-from logstream.tables import read_partitions, table_path
+from logstream.tables import existing_partitions, read_partitions, table_path
 
 log = logging.getLogger(__name__)
 
@@ -187,8 +187,8 @@ class IngestBatchHandler:
         self.max_delay_ms = self.delays[-1][1] if self.delays else 0
         self._open: list[finalize.OpenRows] = []
         self._open_through_batch: int | None = None
-        # per family with a history rule: each key's latest windows (see _detect)
-        self._recent: dict[str, DataFrame] = {}
+        # per history rule (by kind): each key's latest windows (see _load_history)
+        self._history: dict[str, anomalies.KeyHistory] = {}
 
     def writers(self) -> dict[str, BatchTableWriter]:
         if self._writers is None:
@@ -216,7 +216,7 @@ class IngestBatchHandler:
         continuing = self._open_through_batch == batch_id - 1
         if not continuing:
             self._drop_open(keep_from=None)
-            self._recent.clear()
+            self._history.clear()
         rebuild = not continuing and state.max_event_time_ms is not None
         cached: list[DataFrame] = []
         found: list[dict] = []
@@ -248,7 +248,7 @@ class IngestBatchHandler:
             state.save(self.fs, self.state_folder, batch_id)
         except BaseException:
             self._drop_open(keep_from=None)
-            self._recent.clear()
+            self._history.clear()
             self._open_through_batch = None
             raise
         finally:
@@ -418,6 +418,7 @@ class IngestBatchHandler:
             pieces = finalize.covering(self._open, item)
             if not pieces:  # no rows: no window
                 return
+            self._load_history(item)
             source = reduce(DataFrame.unionByName, [piece.frame for piece in pieces])
             # one aggregation serves the group's tables and anomaly rules
             windows = finalize.final_windows(source, item).persist()
@@ -426,9 +427,7 @@ class IngestBatchHandler:
             def publish(family: metrics.Family) -> None:
                 rows = windows.transform(metrics.project(family))
                 writers[family.name].write(rows, batch_id)
-                for rule, history in anomalies.RULES.get(family.name, []):
-                    found = self._detect(family, rows, rule(self.thresholds), history)
-                    detections.extend(row.asDict() for row in found.collect())
+                detections.extend(self._detect(family, rows))
 
             # the first table's write computes the windows; the others read them side by side
             publish(item.group[0])
@@ -438,49 +437,51 @@ class IngestBatchHandler:
         _run_parallel([lambda item=item: emit(item) for item in work])
         return detections
 
-    def _detect(
-        self,
-        family: metrics.Family,
-        new_rows: DataFrame,
-        rule: Callable[[DataFrame], DataFrame],
-        history: anomalies.History | None,
-    ) -> DataFrame:
-        """The rule's detections on the new windows, with the history it needs.
+    def _load_history(self, item: finalize.Finalization) -> None:
+        """Seed the history of the group's look-back rules that have none in this process.
 
-        The history is each key's latest windows, kept cached from batch to batch; a process's
-        first batch reads it from the committed table around the new windows (today's and
-        yesterday's partitions), so the cost of a batch does not grow with the table.
+        Read from the committed tables before this batch writes them (a replayed batch may find
+        its own windows there: :class:`anomalies.KeyHistory` keeps one copy of each): today's and
+        yesterday's partitions around the new windows, so the cost does not grow with the table.
         """
-        if history is None:
-            return new_rows.transform(rule)
-        earlier = self._recent.get(family.name)
-        if earlier is not None:
-            rows = earlier.unionByName(new_rows)
-        else:
-            bounds = new_rows.agg(F.min("window_date"), F.max("window_date")).first()
-            if bounds[0] is None:  # no new windows
-                return new_rows.transform(rule)
-            days = [bounds[0] - timedelta(days=1)]
-            while days[-1] < bounds[1]:
-                days.append(days[-1] + timedelta(days=1))
-            # written before this runs, so it holds the new windows too
-            rows = read_partitions(
-                self.spark, self.settings, family.name, [f"window_date={day}" for day in days]
-            ).select(*new_rows.columns)
-        latest = Window.partitionBy(*family.keys).orderBy(F.col("window_start").desc())
-        self._recent[family.name] = (
-            rows.where(history.usable())
-            .withColumn("recency", F.row_number().over(latest))
-            .where(F.col("recency") <= history.rows(self.thresholds))
-            .drop("recency")
-            .localCheckpoint()
-        )
-        # anomaly rows name their key in `entity`; keep the detections on the new windows only
-        entity = F.concat_ws("|", *family.keys) if family.keys else F.lit(None)
-        new_keys = new_rows.select("window_start", entity.alias("entity")).distinct()
-        return rows.transform(rule).join(
-            F.broadcast(new_keys), ["window_start", "entity"], "left_semi"
-        )
+        names = {family.name for family in item.group}
+        rules = [
+            rule
+            for rule in anomalies.HISTORY_RULES
+            if rule.family in names and rule.kind not in self._history
+        ]
+        if not rules:
+            return
+        window_ms = metrics.interval_ms(item.group[0].window)
+        first = finalize.utc(item.after_ms - window_ms).date() - timedelta(days=1)
+        last = finalize.utc(item.through_ms - window_ms).date()
+        folders = [
+            f"window_date={first + timedelta(days=n)}" for n in range((last - first).days + 1)
+        ]
+        for rule in rules:
+            history = anomalies.KeyHistory(rule, self.thresholds)
+            # a new table has none of the folders: then no Spark job (it would queue behind
+            # the batch's running tasks)
+            if existing_partitions(self.spark, self.settings, rule.family, folders):
+                committed = read_partitions(self.spark, self.settings, rule.family, folders)
+                history.add(_window_rows(committed, [F.col(rule.key), *map(F.col, rule.columns)]))
+            self._history[rule.kind] = history
+
+    def _detect(self, family: metrics.Family, new_windows: DataFrame) -> list[dict]:
+        """The anomalies among a family's new windows (SPEC §5.2), as ``anomalies`` rows."""
+        found: list[dict] = []
+        for rule in anomalies.FILTER_RULES:
+            if rule.family == family.name:
+                matched = new_windows.where(rule.where(self.thresholds))
+                columns = [column().alias(name) for name, column in rule.columns.items()]
+                found += [rule.shape(self.thresholds, w) for w in _window_rows(matched, columns)]
+        rules = [rule for rule in anomalies.HISTORY_RULES if rule.family == family.name]
+        if rules:
+            names = dict.fromkeys(name for rule in rules for name in (rule.key, *rule.columns))
+            windows = _window_rows(new_windows, [F.col(name) for name in names])
+            for rule in rules:
+                found += self._history[rule.kind].detect(windows)
+        return found
 
     def _write_anomalies(self, batch_id: int, found: list[dict]) -> None:
         """One write of the batch's anomalies (the late-data users' and the rules')."""
@@ -506,10 +507,12 @@ class IngestBatchHandler:
             after = before + row["count"]
             per_day[row["user_id"]] = after
             if before <= limit < after:
-                start = datetime.combine(date.fromisoformat(row["day"]), datetime.min.time())
+                start = datetime.combine(date.fromisoformat(row["day"]), time.min, tzinfo=UTC)
                 found.append(
                     {
-                        "anomaly_id": _stable_id("late_data_user", row["user_id"], row["day"]),
+                        "anomaly_id": anomalies.stable_id(
+                            "late_data_user", row["user_id"], row["day"]
+                        ),
                         "kind": "late_data_user",
                         "entity": row["user_id"],
                         "window_start": start,
@@ -539,8 +542,20 @@ def _run_parallel(tasks: list[Callable[[], object]], workers: int = 4) -> None:
             future.result()
 
 
-def _stable_id(*parts: str) -> str:
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()
+def _window_rows(frame: DataFrame, columns: list[Column]) -> list[dict]:
+    """Collect windows (``columns`` and the bounds as UTC datetimes: ``collect`` would give
+    naive ones in the driver's local time zone)."""
+    bounds = [
+        F.unix_millis("window_start").alias("_start"),
+        F.unix_millis("window_end").alias("_end"),
+    ]
+    rows = []
+    for row in frame.select(*bounds, *columns).collect():
+        values = row.asDict()
+        values["window_start"] = finalize.utc(values.pop("_start"))
+        values["window_end"] = finalize.utc(values.pop("_end"))
+        rows.append(values)
+    return rows
 
 
 def _alert_from_anomaly(row: dict, settings: Settings) -> Alert:
@@ -552,7 +567,7 @@ def _alert_from_anomaly(row: dict, settings: Settings) -> Alert:
         details={k: row[k] for k in ("entity", "observed", "threshold", "baseline")},
         links={
             "table": table_path(settings, "anomalies"),
-            "window": f"{row['window_start']}/{row['window_end']}",
+            "window": f"{row['window_start'].isoformat()}/{row['window_end'].isoformat()}",
         },
     )
 

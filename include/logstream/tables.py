@@ -72,10 +72,17 @@ def read_partitions(
     exist, with the table's declared schema; empty if none does. Only those folders are listed, so
     the cost does not grow with the table's history."""
     schema = table_schema(spark, name)
+    paths = existing_partitions(spark, settings, name, folders)
+    if not paths:
+        return spark.createDataFrame([], schema)
+    return spark.read.schema(schema).option("basePath", table_path(settings, name)).parquet(*paths)
+
+
+def existing_partitions(
+    spark: SparkSession, settings: Settings, name: str, folders: Iterable[str]
+) -> list[str]:
+    """The paths of the given partition folders of a table that exist (no Spark job)."""
     root = table_path(settings, name)
     fs = HadoopFS(spark)
     paths = [f"{root}/{folder}" for folder in dict.fromkeys(folders)]
-    paths = [path for path in paths if fs.exists(path)]
-    if not paths:
-        return spark.createDataFrame([], schema)
-    return spark.read.schema(schema).option("basePath", root).parquet(*paths)
+    return [path for path in paths if fs.exists(path)]

@@ -71,7 +71,12 @@ def test_sigkill_twice_loses_and_duplicates_nothing(spark, kafka_broker, setting
     )
     ensure_topics(kafka_broker.bootstrap, ["kill-logs"], 4)
     config = GeneratorConfig(
-        seed=11, count=15_000, events_per_second=40.0, late_share=0.0, logs_topic="kill-logs"
+        # 15k events over 17 minutes: enough windows per service for the z-score rule
+        seed=11,
+        count=15_000,
+        events_per_second=15.0,
+        late_share=0.0,
+        logs_topic="kill-logs",
     )
     records = generate_logs(config)
     # contiguous thirds in event time: each phase is newer than the last, so nothing is late
@@ -126,3 +131,21 @@ def test_sigkill_twice_loses_and_duplicates_nothing(spark, kafka_broker, setting
         for row in want:
             for column in columns:
                 assert got_by_key[key(row)][column] == row[column], (table, key(row), column)
+
+    # the look-back rules (SPEC §5.2.1-2) ran across the kills, each new process seeding their
+    # history from the committed tables: the same detections, once each, as over all the final
+    # windows at once
+    response = [row.asDict() for row in read_table(spark, run, "response_time").collect()]
+    errors = [row.asDict() for row in read_table(spark, run, "error_rate").collect()]
+    want_found = {
+        ("response_time_zscore", a["key"], a["window_start"])
+        for a in oracle.response_time_zscore(response)
+    } | {("error_rate_spike", a["key"], a["window_start"]) for a in oracle.error_rate_spike(errors)}
+    found = [
+        row.asDict()
+        for row in read_table(spark, run, "anomalies").collect()
+        if row.kind in ("response_time_zscore", "error_rate_spike")
+    ]
+    assert want_found, "the data must exercise the look-back rules"
+    assert len(found) == len({row["anomaly_id"] for row in found}), "duplicated anomalies"
+    assert {(r["kind"], r["entity"], r["window_start"]) for r in found} == want_found

@@ -141,16 +141,10 @@ def _parse_land_query(spark, settings, F):  # noqa: N803 - F is the idiom
     """logstream's own parser (SPEC §3: JSON and access logs, every field, validation) landing
     the valid events in a partitioned Parquet table, nothing else: the parse-and-land ceiling."""
     from logstream import parsing
-    from logstream.streaming import pipelines
+    from logstream.streaming import pipelines, read_kafka
 
     events = (
-        spark.readStream.format("kafka")
-        .option("kafka.bootstrap.servers", settings.kafka_bootstrap)
-        .option("subscribe", settings.logs_topic)
-        .option("startingOffsets", "earliest")
-        .option("maxOffsetsPerTrigger", settings.max_offsets_per_trigger)
-        .option("minPartitions", 2 * spark.sparkContext.defaultParallelism)
-        .load()
+        read_kafka(spark, settings, settings.logs_topic)
         .transform(pipelines(settings)["logs"].parse)
         .transform(parsing.valid_events)
         .withColumn("processing_time", F.current_timestamp())

@@ -307,6 +307,10 @@ FILTER_RULES: tuple[FilterRule, ...] = (
 )
 
 
+#: The families some rule reads.
+RULE_FAMILIES = frozenset(rule.family for rule in (*HISTORY_RULES, *FILTER_RULES))
+
+
 class KeyHistory:
     """Each key's latest usable windows for one :class:`HistoryRule`, oldest first."""
 

@@ -23,7 +23,7 @@ import math
 import statistics
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pyspark.sql import Column
@@ -107,6 +107,8 @@ def stable_id(*parts: str | None) -> str:
 def timestamp_text(instant: datetime) -> str:
     """An instant as Spark casts a timestamp to string in UTC (``2026-11-26 10:05:00``, with the
     fraction only when there is one), so ids match those of earlier releases."""
+    if instant.tzinfo is not None:
+        instant = instant.astimezone(UTC)
     text = instant.strftime("%Y-%m-%d %H:%M:%S")
     if instant.microsecond:
         text += f".{instant.microsecond:06d}".rstrip("0")

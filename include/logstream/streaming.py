@@ -46,7 +46,7 @@ from logstream.config import Settings
 from logstream.fs import HadoopFS
 from logstream.sinks import BatchTableWriter
 from logstream.status import TotalsRegistry
-from logstream.tables import existing_partitions, read_partitions, table_path
+from logstream.tables import existing_partitions, read_paths, table_path
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +148,8 @@ class _Landing:
     piece: finalize.OpenRows | None  # the batch's rows for the open windows (cached)
     batch_min_ms: int | None  # the smallest on-time event time of the batch
     writes: list[Callable[[], None]] = field(default_factory=list)
-    # the late-data users' anomalies (SPEC §5.2.6), computed when the batch's anomalies are
+    # the late-data users' anomalies (SPEC §5.2.6), found with the batch's other anomalies;
+    # none unless the batch has late log events
     late_users: Callable[[], list[dict]] = list
 
 
@@ -502,8 +503,9 @@ class IngestBatchHandler:
             history = anomalies.KeyHistory(rule, self.thresholds)
             # a new table has none of the folders: then no Spark job (it would queue behind
             # the batch's running tasks)
-            if existing_partitions(self.spark, self.settings, rule.family, folders):
-                committed = read_partitions(self.spark, self.settings, rule.family, folders)
+            paths = existing_partitions(self.spark, self.settings, rule.family, folders)
+            if paths:
+                committed = read_paths(self.spark, self.settings, rule.family, paths)
                 history.add(_window_rows(committed, [F.col(rule.key), *map(F.col, rule.columns)]))
             self._history[rule.kind] = history
 

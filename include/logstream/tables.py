@@ -71,8 +71,13 @@ def read_partitions(
     """The given partition folders of a table (e.g. ``event_date=2026-11-25/event_hour=13``) that
     exist, with the table's declared schema; empty if none does. Only those folders are listed, so
     the cost does not grow with the table's history."""
+    return read_paths(spark, settings, name, existing_partitions(spark, settings, name, folders))
+
+
+def read_paths(spark: SparkSession, settings: Settings, name: str, paths: list[str]) -> DataFrame:
+    """Existing partition folders of a table (:func:`existing_partitions`), with the table's
+    declared schema; empty if there are none."""
     schema = table_schema(spark, name)
-    paths = existing_partitions(spark, settings, name, folders)
     if not paths:
         return spark.createDataFrame([], schema)
     return spark.read.schema(schema).option("basePath", table_path(settings, name)).parquet(*paths)

@@ -8,8 +8,9 @@ oracle (tests/oracle.py) over the whole series at once.
 
 from __future__ import annotations
 
+import hashlib
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -101,9 +102,8 @@ def test_detections_are_rows_of_the_anomalies_table():
         assert set(row) == set(anomalies.ANOMALY_COLUMNS)
         assert row["window_date"] == row["window_start"].date()
         assert row["severity"] in ("warning", "critical")
-        assert row["anomaly_id"] == anomalies.stable_id(
-            "response_time_zscore", row["entity"], row["window_start"].strftime("%Y-%m-%d %H:%M:%S")
-        )
+        text = f"response_time_zscore|{row['entity']}|{row['window_start']:%Y-%m-%d %H:%M:%S}"
+        assert row["anomaly_id"] == hashlib.sha256(text.encode()).hexdigest()
 
 
 def test_lookback_and_minimum_history_come_from_the_thresholds():
@@ -142,3 +142,13 @@ def test_ids_are_those_spark_computed_in_earlier_releases(spark):
         for t in instants
     ]
     assert ours == spark_ids
+
+
+def test_timestamp_text_is_the_utc_wall_clock():
+    plus_two = timezone(timedelta(hours=2))
+    assert anomalies.timestamp_text(datetime(2026, 11, 26, 1, 30, tzinfo=plus_two)) == (
+        "2026-11-25 23:30:00"
+    )
+    assert anomalies.timestamp_text(T0 + timedelta(microseconds=120_000)) == (
+        "2026-11-25 23:30:00.12"
+    )

@@ -54,6 +54,7 @@ def _jars(args: argparse.Namespace, settings: Settings) -> int:
             f"{bundle}: {len(jars.bundle_jars(settings, bundle))} jars in "
             f"{jars.bundle_dir(settings, bundle)}"
         )
+    print(f"logstream-spark: {jars.build_udf_jar(settings, force=args.force)}")
     return 0
 
 
@@ -220,7 +221,10 @@ def build_parser() -> argparse.ArgumentParser:
     topics.add_argument("--partitions", type=int, help="default: topic_partitions setting")
     topics.set_defaults(handler=_topics)
 
-    jars = commands.add_parser("jars", help="fetch the JVM jars from Maven Central into the cache")
+    jars = commands.add_parser(
+        "jars",
+        help="fetch the JVM jars from Maven Central into the cache and build logstream's own",
+    )
     jars.add_argument("action", choices=["fetch"])
     jars.add_argument("--force", action="store_true", help="fetch again even if cached")
     jars.set_defaults(handler=_jars)

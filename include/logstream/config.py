@@ -64,6 +64,11 @@ class Settings:
     spark_master: str = "local[*]"
     # the catch-up batch below needs room: with 2g a 2M-record batch ran 35 % slower (GC)
     spark_driver_memory: str = "4g"
+    # JVM options of the driver and executors. Spark generates one method per query stage; the
+    # parse stage's is beyond HotSpot's 8000-byte limit, so by default it is never JIT-compiled
+    # and runs interpreted (a 2M catch-up: 49 s with the limit, 42 s without). The parallel
+    # collector suits micro-batches that allocate a lot and keep little (40.6 s vs 42.4 s).
+    spark_java_options: str = "-XX:-DontCompileHugeMethods -XX:+UseParallelGC"
     shuffle_partitions: int = 4
     # Python for the driver and executors under spark-submit; empty = this interpreter
     pyspark_python: str = ""

@@ -5,6 +5,10 @@ Two bundles, each described by a POM under ``jvm/``:
 * ``kafka-broker``: the Apache Kafka broker (KRaft) and a log4j2 backend;
 * ``spark-kafka``: Spark's Kafka connector matching the pinned pyspark, with its runtime jars.
 
+and one jar built here: ``logstream-spark``, the parsers' text-level half (``jvm/logstream-spark``,
+Java, see logstream.parsing), compiled with the JDK's ``javac`` against the pyspark wheel's own
+jars, so it always matches the Spark it runs in.
+
 Nothing is downloaded at run time by Spark (no Ivy): the session factory hands these jars to
 Spark through ``spark.jars``.
 """
@@ -83,6 +87,68 @@ def fetch(settings: Settings, bundles: tuple[str, ...] = BUNDLES, force: bool = 
         staging.rename(target)
 
 
+UDF_SOURCES = JVM_DIR / "logstream-spark" / "src" / "main" / "java"
+
+
+def _udf_digest() -> str:
+    """Identifies the sources and the Spark they are compiled against."""
+    import pyspark
+
+    digest = hashlib.sha256(pyspark.__version__.encode())
+    for source in sorted(UDF_SOURCES.rglob("*.java")):
+        digest.update(source.relative_to(UDF_SOURCES).as_posix().encode())
+        digest.update(source.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def udf_jar(settings: Settings) -> Path:
+    """The compiled ``logstream-spark`` jar; raises a helpful error when it was never built."""
+    jar = bundle_dir(settings, "logstream-spark") / f"logstream-spark-{_udf_digest()}.jar"
+    if not jar.is_file():
+        raise MissingDependencyError(
+            f"{jar} is missing (never built, or built from other sources); "
+            "run `make jars` (or `logstream jars fetch`) to compile it"
+        )
+    return jar
+
+
+def build_udf_jar(settings: Settings, force: bool = False) -> Path:
+    """Compile ``jvm/logstream-spark`` into the cache (idempotent: keyed by a source digest)."""
+    from logstream.kafka.broker import find_java
+
+    target = bundle_dir(settings, "logstream-spark")
+    jar = target / f"logstream-spark-{_udf_digest()}.jar"
+    if jar.is_file() and not force:
+        return jar
+    bin_dir = Path(find_java()).resolve().parent
+    javac, jar_tool = bin_dir / "javac", bin_dir / "jar"
+    if not javac.is_file() or not jar_tool.is_file():
+        raise MissingDependencyError(
+            f"no javac/jar next to {bin_dir / 'java'}: a JDK (not only a JRE) is needed to build "
+            "logstream's Spark functions; install openjdk-17-jdk-headless or set JAVA_HOME to a JDK"
+        )
+    staging = target.with_name(target.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    classes = staging / "classes"
+    classes.mkdir(parents=True)
+    sources = [str(source) for source in sorted(UDF_SOURCES.rglob("*.java"))]
+    classpath = str(spark_home() / "jars" / "*")
+    for command in (
+        [str(javac), "-nowarn", "--release", "17", "-cp", classpath, "-d", str(classes), *sources],
+        [str(jar_tool), "cf", str(staging / jar.name), "-C", str(classes), "."],
+    ):
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise MissingDependencyError(
+                f"building {jar.name} failed (exit {result.returncode}):\n"
+                + (result.stdout + result.stderr).strip()
+            )
+    shutil.rmtree(classes)
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
+    return jar
+
+
 def artifact_name(jar: Path) -> str:
     """``kafka-clients-3.9.1.jar`` -> ``kafka-clients``."""
     return _VERSION_SUFFIX.sub("", jar.name)
@@ -100,3 +166,8 @@ def spark_connector_jars(settings: Settings) -> list[Path]:
     shipped = {artifact_name(jar) for jar in (spark_home() / "jars").glob("*.jar")}
     bundle = bundle_jars(settings, "spark-kafka")
     return [jar for jar in bundle if artifact_name(jar) not in shipped]
+
+
+def spark_jars(settings: Settings) -> list[Path]:
+    """Everything logstream adds to Spark's classpath: the Kafka connector and its own jar."""
+    return [*spark_connector_jars(settings), udf_jar(settings)]

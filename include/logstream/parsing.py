@@ -1,7 +1,12 @@
 """Parse and validate raw Kafka records into typed events or quarantine rows (SPEC §3).
 
 This is the stream's hot path, so every record is parsed exactly once and everything stays in the
-JVM: Spark SQL functions only, no Python UDFs, no actions, no I/O. The same transforms serve the
+JVM: no Python UDFs, no actions, no I/O. It comes in two halves. The text-level half (decode and
+trim the payload, detect the format, read the JSON object or match the access-log line, split out
+the fields as text) is Java, ``jvm/logstream-spark`` (``LogTokens``, ``UserEventTokens``): one pass
+per record where Spark SQL needed a JSON map, a lookup per field and a dozen copies of each text,
+measured 3-4x faster. Typing and validation (timestamps, numbers, the checks and their messages)
+are the Spark SQL below, so they keep Spark's own semantics. The same transforms serve the
 streaming job, the batch replay, ``logstream parse`` and the tests::
 
     parsed = kafka_records.transform(parse_log_records(ParseOptions.from_settings(settings)))
@@ -19,15 +24,18 @@ How a record is read:
   everything else as ``invalid_json``; forced ``apache`` (Common or Combined, nothing appended)
   and ``nginx`` (combined, optionally with ``$request_time``) reject the rest as
   ``unrecognized_format``.
-* JSON is parsed once into a ``map<string,string>``: known keys become typed columns, unknown keys
-  stay in ``extra`` (nested objects and arrays as their JSON text; null when there are none). A
-  JSON ``null`` counts as a missing field. Because the map holds text, ``"200"`` and ``200`` are
-  the same ``status_code``. Keys are case-sensitive; string values are kept verbatim.
+* JSON is read once, as Spark's ``from_json`` would read it into a ``map<string,string>`` (same
+  Jackson settings, same rendering of non-string values): known keys become typed columns, unknown
+  keys stay in ``extra`` (nested objects and arrays as their JSON text; null when there are none).
+  A JSON ``null`` counts as a missing field. Because every value is read as text, ``"200"`` and
+  ``200`` are the same ``status_code``. Keys are case-sensitive; string values are kept verbatim.
+  A key given twice counts once: its first value for a known key, its last for ``extra``.
 * ``timestamp``: ISO-8601 text (without an offset it is read in the session time zone, UTC in
   logstream sessions), or epoch seconds or milliseconds as a number or numeric text; values above
   1e11 are milliseconds. Epoch microseconds are not recognised (``invalid_timestamp``).
 * Access logs are matched by one regular expression (Common, Combined, and Combined followed by
-  nginx's ``$request_time``) whose groups are split out in a single pass. ``-`` for bytes, user,
+  nginx's ``$request_time``, ``_ACCESS_LOG`` below, handed to the Java half); a line containing
+  U+0001 is never one (real access logs escape control characters). ``-`` for bytes, user,
   referrer or user agent becomes null, as does an empty referrer or user agent; ``\\"`` and
   ``\\\\`` inside quoted fields are unescaped (nginx's ``\\xXX`` escapes are kept as written).
   A request line that is not ``METHOD PATH [PROTOCOL]`` (``-``, TLS garbage, a path with spaces)
@@ -47,7 +55,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -91,33 +99,6 @@ _ACCESS_LOG = (
     rf'(?: ("{_QUOTED_BODY}") "({_QUOTED_BODY})"'  # 10 "referrer" (quotes kept), 11 user agent
     r"(?: ([0-9]+(?:\.[0-9]+)?|-))?)?$"  # 12 nginx $request_time
 )
-# Group values are joined with a control character that never occurs in a real access log (Apache
-# and nginx escape control characters); lines containing it are not treated as access logs.
-_SEPARATOR = "\u0001"
-_ACCESS_GROUPS = 12
-_ACCESS_REPLACEMENT = "".join(f"{_SEPARATOR}${group}" for group in range(1, _ACCESS_GROUPS + 1))
-
-#: JSON keys that become columns of a log event; any other key goes to ``extra``.
-LOG_JSON_KEYS = (
-    "timestamp",
-    "level",
-    "service",
-    "message",
-    "ip_address",
-    "user_id",
-    "request_id",
-    "response_time",
-    "status_code",
-    "error_code",
-    "http_method",
-    "path",
-    "protocol",
-    "bytes_sent",
-    "referrer",
-    "user_agent",
-)
-#: JSON keys that become columns of a user event; any other key goes to ``extra``.
-USER_EVENT_JSON_KEYS = ("timestamp", "user_id", "action", "value", "session_id", "ip_address")
 
 
 @dataclass(frozen=True)
@@ -174,45 +155,19 @@ def parse_log_records(options: ParseOptions) -> Callable[[DataFrame], DataFrame]
     """
 
     def transform(records: DataFrame) -> DataFrame:
-        payload = F.col("payload")
-        looks_json = _looks_json(payload)
-        try_json = looks_json if options.format in ("auto", "json") else F.lit(False)
-        try_access = F.lit(False) if options.format == "json" else _may_be_access_log(payload)
-        access_groups = F.split(
-            F.regexp_replace(payload, _ACCESS_LOG, _ACCESS_REPLACEMENT), _SEPARATOR
-        )
+        spark = records.sparkSession
+        arguments = (options.format, str(options.max_record_bytes), options.default_service,
+                     _session_time_zone(spark), _ACCESS_LOG)  # fmt: skip
+        tokens = _tokens(spark, LOG_TOKENS_FUNCTION, [F.col("value"), F.col("key")], arguments)
         is_json, is_access = F.col("is_json"), F.col("is_access")
-        json_fields = _json_log_fields(F.col("json"))
-        access_fields = _access_log_fields(F.col("access"), options.default_service)
         events = (
-            records.select(*_payload_columns(options))
-            # parse once: the JSON map or the access-log groups, each only where it can apply
-            .select(
-                "*",
-                _json_object(payload, try_json).alias("json"),
-                F.when(try_access, access_groups).alias("access_groups"),
-            )
-            .select(
-                "*",
-                F.col("json").isNotNull().alias("is_json"),
-                _access_log_matched(F.col("access_groups"), options.format).alias("is_access"),
-            )
-            .select("*", F.when(is_access, F.col("access_groups")).alias("access"))
-            # the fields as text, whichever format they came from
-            .select(
-                "*",
-                *[
-                    F.when(is_json, json_fields[name])
-                    .when(is_access, access_fields[name])
-                    .alias(name)
-                    for name in json_fields
-                ],
-            )
+            records.select(*_record_columns(), tokens.alias("tokens"))
+            .select("*", "tokens.*")
             # typed fields
             .select(
                 "*",
                 F.when(is_access, F.try_to_timestamp("timestamp_text", F.lit(_ACCESS_TIME_FORMAT)))
-                .otherwise(_json_event_time(F.col("timestamp_text"), F.col("timestamp_epoch")))
+                .otherwise(_json_event_time(F.col("timestamp_text")))
                 .alias("event_time"),
                 _integer(F.col("status_text"), 3).cast("int").alias("status_code"),
                 _finite_double(F.col("response_time_text")).alias("response_time"),
@@ -226,7 +181,7 @@ def parse_log_records(options: ParseOptions) -> Callable[[DataFrame], DataFrame]
             )
         )
         problems = [
-            *_format_problems(options, looks_json),
+            *_format_problems(options),
             *_timestamp_problems(options),
             (
                 is_json & _blank(F.col("service")),
@@ -269,36 +224,20 @@ def parse_user_events(options: ParseOptions) -> Callable[[DataFrame], DataFrame]
     """
 
     def transform(records: DataFrame) -> DataFrame:
-        payload = F.col("payload")
-        looks_json = _looks_json(payload)
-        fields = F.col("json")
-        timestamp = _trimmed(fields["timestamp"])
+        spark = records.sparkSession
+        arguments = (str(options.max_record_bytes), _session_time_zone(spark))
+        tokens = _tokens(spark, USER_EVENT_TOKENS_FUNCTION, [F.col("value")], arguments)
         events = (
-            records.select(*_payload_columns(options))
-            .select("*", _json_object(payload, looks_json).alias("json"))
+            records.select(*_record_columns(), tokens.alias("tokens"))
+            .select("*", "tokens.*", F.lit(False).alias("is_access"))
             .select(
                 "*",
-                F.col("json").isNotNull().alias("is_json"),
-                F.lit(False).alias("is_access"),
-                timestamp.alias("timestamp_text"),
-                _epoch(timestamp).alias("timestamp_epoch"),
-                fields["user_id"].alias("user_id"),
-                fields["action"].alias("action"),
-                _trimmed(fields["value"]).alias("value_text"),
-                fields["session_id"].alias("session_id"),
-                fields["ip_address"].alias("ip_address"),
-                _extra(fields, USER_EVENT_JSON_KEYS).alias("extra"),
-            )
-            .select(
-                "*",
-                _json_event_time(F.col("timestamp_text"), F.col("timestamp_epoch")).alias(
-                    "event_time"
-                ),
+                _json_event_time(F.col("timestamp_text")).alias("event_time"),
                 _finite_double(F.col("value_text")).alias("value"),
             )
         )
         problems = [
-            *_format_problems(replace(options, format="json"), looks_json),
+            *_format_problems(replace(options, format="json")),
             *_timestamp_problems(options),
             *[
                 (
@@ -349,114 +288,80 @@ _EPOCH_TYPE = "decimal(38,6)"  # exact to the microsecond; anything non-numeric 
 Problem = tuple[Column, str, Column]
 
 
-def _payload_columns(options: ParseOptions) -> list[Column]:
-    """Event id, coordinates, size and the decoded, trimmed payload (null if absent/oversized)."""
-    raw_length = F.coalesce(F.octet_length("value"), F.lit(0))
-    decoded = F.make_valid_utf8(F.col("value").cast("string"))
-    # Spark's trim with a character set costs two int arrays the size of the text per call, so
-    # the payload is only trimmed when a byte at either end is a space or a control character
-    # (a cheap superset of ASCII whitespace): 0.58 s -> 0.26 s per 500k records, warm
-    below_bang = F.lit(bytearray(b"!"))
-    may_need_trim = (F.substring("value", 1, 1) < below_bang) | (
-        F.substring("value", -1, 1) < below_bang
-    )
-    payload = F.when(may_need_trim, _trimmed(decoded)).otherwise(decoded)
+#: logstream's Java functions (``jvm/logstream-spark``), registered per session on first use.
+LOG_TOKENS_FUNCTION = "logstream_log_tokens"
+USER_EVENT_TOKENS_FUNCTION = "logstream_user_event_tokens"
+_JAVA_CLASSES = {
+    LOG_TOKENS_FUNCTION: "dev.logstream.spark.LogTokens",
+    USER_EVENT_TOKENS_FUNCTION: "dev.logstream.spark.UserEventTokens",
+}
+_TEXT_FIELDS = [
+    "level", "service", "message", "ip_address", "user_id", "request_id", "error_code",
+    "http_method", "path", "protocol", "referrer", "user_agent",
+]  # fmt: skip
+_EXTRA = T.StructField("extra", T.MapType(T.StringType(), T.StringType()))
+#: What ``logstream_log_tokens(value, key, options)`` returns, in its order (LogTokens.java).
+LOG_TOKENS = T.StructType(
+    [
+        *[T.StructField(name, T.BooleanType()) for name in ("looks_json", "is_json", "is_access")],
+        T.StructField("blank", T.BooleanType()),
+        *[T.StructField(name, T.StringType()) for name in _TEXT_FIELDS],
+        _EXTRA,
+        *[
+            T.StructField(name, T.StringType())
+            for name in (
+                "source_format",
+                "timestamp_text",
+                "status_text",
+                "response_time_text",
+                "bytes_text",
+            )
+        ],
+    ]
+)
+#: What ``logstream_user_event_tokens(value, options)`` returns (UserEventTokens.java).
+USER_EVENT_TOKENS = T.StructType(
+    [
+        *[T.StructField(name, T.BooleanType()) for name in ("looks_json", "is_json", "blank")],
+        *[
+            T.StructField(name, T.StringType())
+            for name in ("user_id", "action", "session_id", "ip_address")
+        ],
+        _EXTRA,
+        T.StructField("timestamp_text", T.StringType()),
+        T.StructField("value_text", T.StringType()),
+    ]
+)
+_TOKEN_TYPES = {LOG_TOKENS_FUNCTION: LOG_TOKENS, USER_EVENT_TOKENS_FUNCTION: USER_EVENT_TOKENS}
+
+
+def _tokens(
+    spark: SparkSession, function: str, inputs: list[Column], arguments: tuple[str, ...]
+) -> Column:
+    """A call of one of the Java tokenizers (registered in this session if need be).
+
+    The options travel as one literal (joined by U+001F) that the function parses once per task.
+    The call sits behind an optimizer barrier so that filters on the parsed frame do not copy it.
+    """
+    spark.udf.registerJavaFunction(function, _JAVA_CLASSES[function], _TOKEN_TYPES[function])
+    options = F.lit("\u001f".join(arguments))
+    return _optimizer_barrier(F.call_function(function, *inputs, options))
+
+
+def _session_time_zone(spark: SparkSession) -> str:
+    return spark.conf.get("spark.sql.session.timeZone") or "UTC"
+
+
+def _record_columns() -> list[Column]:
+    """Event id, the raw payload and its size, and the Kafka coordinates."""
     return [
         F.concat_ws(
             ":", F.col("topic"), F.col("partition").cast("string"), F.col("offset").cast("string")
         ).alias("event_id"),
-        F.col("key"),
         F.col("value").alias("payload_bytes"),
-        raw_length.alias("raw_length"),
-        F.when(raw_length <= options.max_record_bytes, payload).alias("payload"),
+        F.coalesce(F.octet_length("value"), F.lit(0)).alias("raw_length"),
         *[F.col(source).alias(target) for source, target in KAFKA_COLUMNS.items()],
     ]
-
-
-def _looks_json(payload: Column) -> Column:
-    return payload.startswith("{") | payload.startswith("[")
-
-
-def _may_be_access_log(payload: Column) -> Column:
-    return ~_looks_json(payload) & ~payload.contains(_SEPARATOR)
-
-
-def _json_object(payload: Column, attempt: Column) -> Column:
-    """The payload's JSON object as map<string,string>, or null if it is not one."""
-    # strict JSON: Spark would otherwise accept single-quoted strings (a Python dict repr)
-    strict = {"allowSingleQuotes": "false"}
-    return F.when(
-        attempt & payload.endswith("}"), F.from_json(payload, "map<string,string>", strict)
-    )
-
-
-def _access_log_matched(groups: Column, forced_format: str) -> Column:
-    """Whether the split access-log groups are a match acceptable under the forced format."""
-    matched = F.coalesce(F.size(groups) == _ACCESS_GROUPS + 1, F.lit(False))
-    if forced_format == "apache":  # Common or Combined, nothing appended
-        return matched & (groups[12] == "")
-    if forced_format == "nginx":  # combined, optionally with $request_time
-        return matched & (groups[10] != "")
-    return matched
-
-
-def _json_log_fields(fields: Column) -> dict[str, Column]:
-    """A JSON log's fields as text (typed later), keyed by output column name."""
-    timestamp = _trimmed(fields["timestamp"])
-    return {
-        "level": fields["level"],
-        "service": fields["service"],
-        "message": fields["message"],
-        "ip_address": fields["ip_address"],
-        "user_id": fields["user_id"],
-        "request_id": fields["request_id"],
-        "error_code": fields["error_code"],
-        "http_method": fields["http_method"],
-        "path": fields["path"],
-        "protocol": fields["protocol"],
-        "referrer": fields["referrer"],
-        "user_agent": fields["user_agent"],
-        "extra": _extra(fields, LOG_JSON_KEYS),
-        "source_format": F.lit("json"),
-        "timestamp_text": timestamp,
-        "timestamp_epoch": _epoch(timestamp),
-        "status_text": _trimmed(fields["status_code"]),
-        "response_time_text": _trimmed(fields["response_time"]),
-        "bytes_text": _trimmed(fields["bytes_sent"]),
-    }
-
-
-def _access_log_fields(groups: Column, default_service: str) -> dict[str, Column]:
-    """An access log's fields as text; element 0 of ``groups`` is the empty text before group 1."""
-    key = _trimmed(F.make_valid_utf8(F.col("key").cast("string")))
-    quoted_referrer = groups[10]
-    referrer = F.substring(quoted_referrer, F.lit(2), F.length(quoted_referrer) - 2)
-    return {
-        "level": F.lit(None).cast("string"),  # derived from the status once it is typed
-        "service": F.when(key != "", key).otherwise(F.lit(default_service)),
-        "message": _unescape(groups[4]),
-        "ip_address": _dash_null(groups[1]),
-        "user_id": _dash_null(groups[2]),
-        "request_id": F.lit(None).cast("string"),
-        "error_code": F.lit(None).cast("string"),
-        "http_method": _dash_null(groups[5]),
-        "path": _unescape(_dash_null(groups[6])),
-        "protocol": _dash_null(groups[7]),
-        "referrer": _unescape(_dash_null(referrer)),
-        "user_agent": _unescape(_dash_null(groups[11])),
-        "extra": F.lit(None).cast("map<string,string>"),
-        "source_format": F.lit("access"),
-        "timestamp_text": groups[3],
-        "timestamp_epoch": F.lit(None).cast(_EPOCH_TYPE),
-        "status_text": groups[8],
-        "response_time_text": _dash_null(groups[12]),
-        "bytes_text": _dash_null(groups[9]),
-    }
-
-
-def _extra(fields: Column, known_keys: tuple[str, ...]) -> Column:
-    """The non-null values of unknown keys (an empty map when there are none)."""
-    return F.map_filter(fields, lambda key, value: value.isNotNull() & ~key.isin(*known_keys))
 
 
 def _trimmed(text: Column) -> Column:
@@ -468,16 +373,6 @@ def _trimmed(text: Column) -> Column:
 
 def _blank(text: Column) -> Column:
     return text.isNull() | (_trimmed(text) == "")
-
-
-def _dash_null(text: Column) -> Column:
-    """Null for the access-log placeholder ``-`` (and for empty text)."""
-    return F.when((text != "-") & (text != ""), text)
-
-
-def _unescape(text: Column) -> Column:
-    r"""Undo the ``\"`` and ``\\`` escapes of a quoted access-log field (only where present)."""
-    return F.when(text.contains("\\"), F.regexp_replace(text, r'\\(["\\])', "$1")).otherwise(text)
 
 
 def _integer(text: Column, max_digits: int) -> Column:
@@ -497,12 +392,13 @@ def _epoch(text: Column) -> Column:
     return F.when(text.rlike(_NUMBER), text.try_cast(_EPOCH_TYPE))
 
 
-def _json_event_time(text: Column, epoch: Column) -> Column:
+def _json_event_time(text: Column) -> Column:
     """ISO-8601 text, or epoch seconds or millis (values above 1e11 are millis).
 
     ISO-8601 text without an offset is read in the session time zone (UTC in logstream sessions).
     Epochs are exact decimals, so fractional seconds and millis do not pick up float error.
     """
+    epoch = _epoch(text)
     seconds = F.when(epoch > _EPOCH_MILLIS_ABOVE, epoch / 1000).otherwise(epoch)
     return F.when(
         epoch.isNotNull(),
@@ -523,9 +419,9 @@ def _detail(prefix: str, value: Column, suffix: str) -> Column:
     return F.concat(F.lit(f"{prefix}'"), shown, F.lit(f"'{suffix}"))
 
 
-def _format_problems(options: ParseOptions, looks_json: Column) -> list[Problem]:
+def _format_problems(options: ParseOptions) -> list[Problem]:
     """Null, empty and oversized payloads, and payloads not in an accepted format."""
-    is_json, is_access = F.col("is_json"), F.col("is_access")
+    looks_json, is_json, is_access = F.col("looks_json"), F.col("is_json"), F.col("is_access")
     not_json_object = F.lit("the payload starts like JSON but is not a valid JSON object")
     if options.format == "json":
         unparsed: list[Problem] = [
@@ -565,7 +461,7 @@ def _format_problems(options: ParseOptions, looks_json: Column) -> list[Problem]
         ),
         (F.col("raw_length") == 0, "empty", F.lit("the payload is empty")),
         (
-            F.col("payload").isNull(),
+            F.col("raw_length") > options.max_record_bytes,
             "oversized",
             F.concat(
                 F.lit("the payload is "),
@@ -573,7 +469,7 @@ def _format_problems(options: ParseOptions, looks_json: Column) -> list[Problem]
                 F.lit(f" bytes, more than max_record_bytes={options.max_record_bytes}"),
             ),
         ),
-        (F.col("payload") == "", "empty", F.lit("the payload is only whitespace")),
+        (F.col("blank"), "empty", F.lit("the payload is only whitespace")),
         *unparsed,
     ]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from logstream.config import Settings
-from logstream.jars import spark_connector_jars, spark_home
+from logstream.jars import spark_home, spark_jars
 from logstream.kafka.broker import find_java
 
 
@@ -23,7 +23,7 @@ def spark_conf(settings: Settings, extra: Mapping[str, str] | None = None) -> di
     """The configuration the factory applies, exposed for spark-submit and for inspection."""
     conf = {
         "spark.master": settings.spark_master,
-        "spark.jars": ",".join(str(jar) for jar in spark_connector_jars(settings)),
+        "spark.jars": ",".join(str(jar) for jar in spark_jars(settings)),
         "spark.driver.memory": settings.spark_driver_memory,
         # spark-submit must run our Python (the venv with logstream), not the first python3 on PATH
         "spark.pyspark.python": settings.pyspark_python or sys.executable,
@@ -58,6 +58,9 @@ def spark_conf(settings: Settings, extra: Mapping[str, str] | None = None) -> di
         "spark.driver.host": "127.0.0.1",
         "spark.driver.bindAddress": "127.0.0.1",
     }
+    if settings.spark_java_options:
+        conf["spark.driver.extraJavaOptions"] = settings.spark_java_options
+        conf["spark.executor.extraJavaOptions"] = settings.spark_java_options
     if extra:
         conf.update(extra)
     return conf

@@ -1,13 +1,26 @@
-"""The connector jars match the pinned pyspark and do not duplicate Spark's own jars."""
+"""The connector jars match the pinned pyspark and do not duplicate Spark's own jars; logstream's
+own jar is built from jvm/logstream-spark and handed to Spark."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
+import zipfile
 from pathlib import Path
 
 import pyspark
+import pytest
 
-from logstream.jars import JVM_DIR, artifact_name, spark_connector_jars, spark_home
+from logstream.errors import MissingDependencyError
+from logstream.jars import (
+    JVM_DIR,
+    artifact_name,
+    build_udf_jar,
+    spark_connector_jars,
+    spark_home,
+    spark_jars,
+    udf_jar,
+)
 
 
 def test_connector_pom_matches_pinned_pyspark():
@@ -28,3 +41,20 @@ def test_artifact_name_strips_versions():
     assert artifact_name(Path("kafka-clients-3.9.1.jar")) == "kafka-clients"
     assert artifact_name(Path("spark-sql-kafka-0-10_2.13-4.1.1.jar")) == "spark-sql-kafka-0-10_2.13"
     assert artifact_name(Path("zstd-jni-1.5.6-10.jar")) == "zstd-jni"
+
+
+def test_logstream_spark_jar_is_built_and_handed_to_spark(settings):
+    jar = udf_jar(settings)
+    assert jar in spark_jars(settings)
+    assert build_udf_jar(settings) == jar  # idempotent: same sources, same pyspark, no rebuild
+    with zipfile.ZipFile(jar) as archive:
+        names = set(archive.namelist())
+    assert {"dev/logstream/spark/LogTokens.class", "dev/logstream/spark/UserEventTokens.class"} <= (
+        names
+    )
+
+
+def test_missing_logstream_spark_jar_says_how_to_build_it(settings, tmp_path):
+    empty = dataclasses.replace(settings, jars_dir=tmp_path)
+    with pytest.raises(MissingDependencyError, match="make jars"):
+        udf_jar(empty)

@@ -214,6 +214,39 @@ JSON_CASES = [
         ),
     ),
     Case(
+        # as Spark's from_json renders non-string values into a string map: numbers re-written
+        # by Jackson (doubles shortest, -0 as 0, NaN and overflow as quoted names), exact ints
+        "non-string unknown values rendered as Spark's JSON reader renders them",
+        b'{"timestamp": "2024-01-15T10:30:00Z", "service": "api", "f": 1.50, "e": 1e5, '
+        b'"small": 1.5E-3, "big": 123456789012345678901234567890, "zero": -0, "nan": NaN, '
+        b'"huge": 1E400, "list": [ 1 , {"y" : null} ]}',
+        json_event(
+            event_time=T0_UTC,
+            service="api",
+            extra={
+                "f": "1.5",
+                "e": "100000.0",
+                "small": "0.0015",
+                "big": "123456789012345678901234567890",
+                "zero": "0",
+                "nan": '"NaN"',
+                "huge": '"Infinity"',
+                "list": '[1,{"y":null}]',
+            },
+        ),
+    ),
+    Case(
+        "a key given twice: the first value of a known key, the last of an unknown one",
+        b'{"timestamp": "2024-01-15T10:30:00Z", "service": "api", "service": "web", '
+        b'"level": null, "level": "WARN", "tag": "a", "tag": null, "tag": "b"}',
+        json_event(event_time=T0_UTC, service="api", extra={"tag": "b"}),
+    ),
+    Case(
+        "anything after the object's closing brace is ignored, as by Spark's reader",
+        b'{"timestamp": "2024-01-15T10:30:00Z", "service": "api"} trailing }',
+        json_event(event_time=T0_UTC, service="api"),
+    ),
+    Case(
         "numeric strings for typed fields, HTTP fields given in JSON",
         js(
             timestamp=T0,
@@ -910,16 +943,21 @@ def test_valid_and_rejected_split_every_record_once(spark):
 
 
 def test_filters_downstream_do_not_re_parse(spark):
-    """A filter on the output must not be pushed into the parse (it would re-run from_json)."""
-    parsed = spark.createDataFrame([], schemas.KAFKA_RECORD).transform(
-        parse_log_records(ParseOptions())
-    )
-    query = valid_events(parsed).where(F.col("status_code") >= 500)
-    optimized = query._jdf.queryExecution().optimizedPlan().toString()
-    assert optimized.count("from_json(") == 1
-    assert optimized.count("map_filter(") == 1
-    physical = query._jdf.queryExecution().executedPlan().toString()
-    assert "PythonUDF" not in physical and "EvalPython" not in physical
+    """A filter on the output must not be pushed into the parse (it would run the tokenizer and
+    the regular expressions once more per filter), for logs and user events alike."""
+    for transform, function, column in (
+        (parse_log_records(ParseOptions()), "logstream_log_tokens(", "status_code"),
+        (parse_user_events(ParseOptions()), "logstream_user_event_tokens(", "value"),
+    ):
+        parsed = spark.createDataFrame([], schemas.KAFKA_RECORD).transform(transform)
+        query = valid_events(parsed).where(F.col(column) >= 500)
+        optimized = query._jdf.queryExecution().optimizedPlan().toString()
+        assert optimized.count(function) == 1
+        # the filter reads the verdict computed once, not the checks inlined into it
+        (condition,) = [line for line in optimized.splitlines() if "Filter " in line]
+        assert "isnull(verdict#" in condition and "RLIKE" not in condition.upper()
+        physical = query._jdf.queryExecution().executedPlan().toString()
+        assert "PythonUDF" not in physical and "EvalPython" not in physical
 
 
 def test_parse_options_from_settings():

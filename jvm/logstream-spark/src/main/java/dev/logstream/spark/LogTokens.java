@@ -1,0 +1,218 @@
+package dev.logstream.spark;
+
+import java.util.HashMap;
+import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.RowFactory;
+import org.apache.spark.sql.api.java.UDF3;
+
+/**
+ * The text-level half of parsing a log record (SPEC §3), one pass per record: decode and trim the
+ * payload, detect its format, read the JSON object or match the access-log line, and return the
+ * fields as text. Typing and validation stay in Spark SQL (logstream.parsing), which calls this
+ * as {@code logstream_log_tokens(value, key, options)}; the output fields are
+ * logstream.parsing.LOG_TOKENS, in this order:
+ *
+ * <pre>
+ * looks_json, is_json, is_access, blank, level, service, message, ip_address, user_id,
+ * request_id, error_code, http_method, path, protocol, referrer, user_agent, extra,
+ * source_format, timestamp_text, status_text, response_time_text, bytes_text
+ * </pre>
+ *
+ * {@code options} is {@code format, max_record_bytes, default_service, time zone, access-log
+ * pattern} joined by U+001F. A null, empty or oversized payload yields false flags and null
+ * fields (logstream.parsing rejects it from the Kafka value itself).
+ */
+public final class LogTokens implements UDF3<byte[], byte[], String, Row> {
+  private static final long serialVersionUID = 1L;
+
+  static final int LOOKS_JSON = 0;
+  static final int IS_JSON = 1;
+  static final int IS_ACCESS = 2;
+  static final int BLANK = 3;
+  static final int LEVEL = 4;
+  static final int SERVICE = 5;
+  static final int MESSAGE = 6;
+  static final int IP_ADDRESS = 7;
+  static final int USER_ID = 8;
+  static final int REQUEST_ID = 9;
+  static final int ERROR_CODE = 10;
+  static final int HTTP_METHOD = 11;
+  static final int PATH = 12;
+  static final int PROTOCOL = 13;
+  static final int REFERRER = 14;
+  static final int USER_AGENT = 15;
+  static final int EXTRA = 16;
+  static final int SOURCE_FORMAT = 17;
+  static final int TIMESTAMP_TEXT = 18;
+  static final int STATUS_TEXT = 19;
+  static final int RESPONSE_TIME_TEXT = 20;
+  static final int BYTES_TEXT = 21;
+  static final int WIDTH = 22;
+
+  /** JSON keys that become fields (logstream.parsing.LOG_JSON_KEYS); the texts are trimmed. */
+  private static final Map<String, Integer> JSON_SLOTS = new HashMap<>();
+  private static final boolean[] TRIMMED = new boolean[WIDTH];
+
+  static {
+    String[] names = {
+      "level", "service", "message", "ip_address", "user_id", "request_id", "error_code",
+      "http_method", "path", "protocol", "referrer", "user_agent"
+    };
+    int[] slots = {
+      LEVEL, SERVICE, MESSAGE, IP_ADDRESS, USER_ID, REQUEST_ID, ERROR_CODE, HTTP_METHOD, PATH,
+      PROTOCOL, REFERRER, USER_AGENT
+    };
+    for (int i = 0; i < names.length; i++) {
+      JSON_SLOTS.put(names[i], slots[i]);
+    }
+    JSON_SLOTS.put("timestamp", TIMESTAMP_TEXT);
+    JSON_SLOTS.put("status_code", STATUS_TEXT);
+    JSON_SLOTS.put("response_time", RESPONSE_TIME_TEXT);
+    JSON_SLOTS.put("bytes_sent", BYTES_TEXT);
+    TRIMMED[TIMESTAMP_TEXT] = TRIMMED[STATUS_TEXT] = true;
+    TRIMMED[RESPONSE_TIME_TEXT] = TRIMMED[BYTES_TEXT] = true;
+  }
+
+  private static final Pattern UNESCAPE = Pattern.compile("\\\\([\"\\\\])");
+
+  private transient String optionsText;
+  private transient Options options;
+  private transient Records.JsonObjectReader json;
+
+  /** The parsed options string, with what it compiles to. */
+  private static final class Options {
+    final String format;
+    final int maxRecordBytes;
+    final String defaultService;
+    final Pattern accessLog;
+
+    Options(String text) {
+      String[] parts = text.split("\u001f", -1);
+      if (parts.length != 5) {
+        throw new IllegalArgumentException("logstream_log_tokens: malformed options " + text);
+      }
+      format = parts[0];
+      maxRecordBytes = Integer.parseInt(parts[1]);
+      defaultService = parts[2];
+      accessLog = Pattern.compile(parts[4]);
+    }
+  }
+
+  @Override
+  public Row call(byte[] value, byte[] key, String optionsText) {
+    if (!optionsText.equals(this.optionsText)) {
+      options = new Options(optionsText);
+      json = new Records.JsonObjectReader(optionsText.split("\u001f", -1)[3]);
+      this.optionsText = optionsText;
+    }
+    Object[] out = new Object[WIDTH];
+    out[LOOKS_JSON] = out[IS_JSON] = out[IS_ACCESS] = out[BLANK] = false;
+    if (value == null || value.length == 0 || value.length > options.maxRecordBytes) {
+      return RowFactory.create(out);
+    }
+    String payload = Records.strip(Records.decode(value));
+    if (payload.isEmpty()) {
+      out[BLANK] = true;
+      return RowFactory.create(out);
+    }
+    String format = options.format;
+    boolean looksJson = payload.charAt(0) == '{' || payload.charAt(0) == '[';
+    out[LOOKS_JSON] = looksJson;
+    if (looksJson) {
+      boolean tryJson = format.equals("auto") || format.equals("json");
+      if (tryJson && payload.endsWith("}") && readJson(payload, out)) {
+        out[IS_JSON] = true;
+        out[SOURCE_FORMAT] = "json";
+      } else {
+        clearFields(out);
+      }
+    } else if (!format.equals("json") && payload.indexOf('\u0001') < 0) {
+      readAccessLog(payload, key, out);
+    }
+    return RowFactory.create(out);
+  }
+
+  private boolean readJson(String payload, Object[] out) {
+    boolean[] seen = new boolean[WIDTH];
+    boolean ok =
+        json.read(
+            payload,
+            (name, text) -> {
+              Integer slot = JSON_SLOTS.get(name);
+              if (slot == null) {
+                @SuppressWarnings("unchecked")
+                Map<String, String> extra = (Map<String, String>) out[EXTRA];
+                out[EXTRA] = Records.putExtra(extra, name, text);
+              } else if (!seen[slot]) { // a duplicated key: the first one counts
+                seen[slot] = true;
+                out[slot] = TRIMMED[slot] ? Records.strip(text) : text;
+              }
+            });
+    return ok;
+  }
+
+  private static void clearFields(Object[] out) {
+    for (int i = LEVEL; i < WIDTH; i++) {
+      out[i] = null;
+    }
+  }
+
+  /**
+   * The access-log pattern's 12 groups (see logstream.parsing._ACCESS_LOG), read as Spark's
+   * {@code regexp_replace} + {@code split} did: a group that did not take part is empty text, and
+   * whatever follows the match (only a final line terminator can) is appended to group 12.
+   */
+  private void readAccessLog(String payload, byte[] key, Object[] out) {
+    Matcher match = options.accessLog.matcher(payload);
+    if (!match.find()) {
+      return;
+    }
+    String[] group = new String[13];
+    for (int i = 1; i <= 12; i++) {
+      String text = match.group(i);
+      group[i] = text == null ? "" : text;
+    }
+    group[12] = group[12] + payload.substring(match.end());
+    if (options.format.equals("apache") && !group[12].isEmpty()) {
+      return; // Common or Combined, nothing appended
+    }
+    if (options.format.equals("nginx") && group[10].isEmpty()) {
+      return; // combined, optionally with $request_time
+    }
+    out[IS_ACCESS] = true;
+    String service = key == null ? "" : Records.strip(Records.decode(key));
+    out[SERVICE] = service.isEmpty() ? options.defaultService : service;
+    out[MESSAGE] = unescape(group[4]);
+    out[IP_ADDRESS] = dashNull(group[1]);
+    out[USER_ID] = dashNull(group[2]);
+    out[HTTP_METHOD] = dashNull(group[5]);
+    out[PATH] = unescape(dashNull(group[6]));
+    out[PROTOCOL] = dashNull(group[7]);
+    String quotedReferrer = group[10];
+    String referrer =
+        quotedReferrer.length() >= 2 ? quotedReferrer.substring(1, quotedReferrer.length() - 1) : "";
+    out[REFERRER] = unescape(dashNull(referrer));
+    out[USER_AGENT] = unescape(dashNull(group[11]));
+    out[SOURCE_FORMAT] = "access";
+    out[TIMESTAMP_TEXT] = group[3];
+    out[STATUS_TEXT] = group[8];
+    out[RESPONSE_TIME_TEXT] = dashNull(group[12]);
+    out[BYTES_TEXT] = dashNull(group[9]);
+  }
+
+  /** Null for the access-log placeholder {@code -} and for empty text. */
+  private static String dashNull(String text) {
+    return text == null || text.isEmpty() || text.equals("-") ? null : text;
+  }
+
+  /** Undoes the {@code \"} and {@code \\} escapes of a quoted access-log field. */
+  private static String unescape(String text) {
+    if (text == null || text.indexOf('\\') < 0) {
+      return text;
+    }
+    return UNESCAPE.matcher(text).replaceAll("$1");
+  }
+}

@@ -1,0 +1,127 @@
+package dev.logstream.spark;
+
+import com.fasterxml.jackson.core.JsonFactory;
+import com.fasterxml.jackson.core.JsonGenerator;
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonToken;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import org.apache.spark.sql.catalyst.json.JSONOptions;
+import org.apache.spark.unsafe.types.UTF8String;
+
+/**
+ * Text-level building blocks shared by the record tokenizers: payload decoding and trimming, and
+ * one pass over a JSON object that reads it exactly as Spark's {@code from_json(payload,
+ * 'map<string,string>', {allowSingleQuotes: false})} would (same Jackson factory, same rendering
+ * of non-string values), without building the map.
+ */
+final class Records {
+  /** ASCII whitespace, as logstream.parsing._WHITESPACE. */
+  static final String WHITESPACE = " \t\n\r\f\u000b";
+
+  private Records() {}
+
+  /** {@code text} without leading and trailing ASCII whitespace (null stays null). */
+  static String strip(String text) {
+    if (text == null) {
+      return null;
+    }
+    int start = 0;
+    int end = text.length();
+    while (start < end && WHITESPACE.indexOf(text.charAt(start)) >= 0) {
+      start++;
+    }
+    while (end > start && WHITESPACE.indexOf(text.charAt(end - 1)) >= 0) {
+      end--;
+    }
+    return start == 0 && end == text.length() ? text : text.substring(start, end);
+  }
+
+  /** UTF-8 bytes as text, invalid sequences replaced by U+FFFD as Spark's make_valid_utf8. */
+  static String decode(byte[] bytes) {
+    return UTF8String.fromBytes(bytes).makeValid().toString();
+  }
+
+  /** Receives the fields of a JSON object in document order; value null for JSON null. */
+  interface FieldSink {
+    void field(String name, String value);
+  }
+
+  /** Reads JSON objects field by field; one instance per thread (it reuses a buffer). */
+  static final class JsonObjectReader {
+    private final JsonFactory factory;
+    private final ByteArrayOutputStream rendered = new ByteArrayOutputStream(128);
+
+    JsonObjectReader(String timeZone) {
+      scala.collection.immutable.Map<String, String> options =
+          scala.collection.immutable.Map$.MODULE$.<String, String>empty()
+              .updated("allowSingleQuotes", "false");
+      this.factory = new JSONOptions(options, timeZone, "").buildJsonFactory();
+    }
+
+    /**
+     * Feeds the fields of the object {@code text} to {@code sink}; false (after feeding some
+     * fields, possibly) when the text is not a JSON object. As with Spark, anything after the
+     * object's closing brace is ignored.
+     */
+    boolean read(String text, FieldSink sink) {
+      try (JsonParser parser = factory.createParser(text)) {
+        if (parser.nextToken() != JsonToken.START_OBJECT) {
+          return false;
+        }
+        while (true) {
+          JsonToken token = parser.nextToken();
+          if (token == JsonToken.END_OBJECT) {
+            return true;
+          }
+          if (token != JsonToken.FIELD_NAME) {
+            return false;
+          }
+          String name = parser.currentName();
+          sink.field(name, value(parser, parser.nextToken()));
+        }
+      } catch (IOException | RuntimeException e) {
+        return false;
+      }
+    }
+
+    /** A value as Spark's JSON reader renders it into a string column. */
+    private String value(JsonParser parser, JsonToken token) throws IOException {
+      if (token == null) {
+        throw new IOException("unexpected end of input");
+      }
+      switch (token) {
+        case VALUE_NULL:
+          return null;
+        case VALUE_STRING:
+          return parser.getText();
+        case VALUE_NUMBER_INT:
+          String digits = parser.getText();
+          if (!digits.equals("-0")) {
+            return digits; // what the generator would write back
+          }
+          // fall through: re-rendered as "0"
+        default:
+          // numbers, booleans, objects and arrays: re-rendered by a generator, as Spark does
+          rendered.reset();
+          try (JsonGenerator generator = factory.createGenerator(rendered)) {
+            generator.copyCurrentStructure(parser);
+          }
+          return new String(rendered.toByteArray(), StandardCharsets.UTF_8);
+      }
+    }
+  }
+
+  /** The unknown-key collector shared by both tokenizers: non-null values, last one wins. */
+  static Map<String, String> putExtra(Map<String, String> extra, String name, String value) {
+    if (value == null) {
+      return extra;
+    }
+    Map<String, String> map = extra == null ? new LinkedHashMap<>() : extra;
+    map.put(name, value);
+    return map;
+  }
+}

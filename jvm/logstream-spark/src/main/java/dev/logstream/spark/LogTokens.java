@@ -113,29 +113,29 @@ public final class LogTokens implements UDF3<byte[], byte[], String, Row> {
     if (value == null || value.length == 0 || value.length > options.maxRecordBytes) {
       return RowFactory.create(out);
     }
-    String payload = Records.strip(Records.decode(value));
+    Records.Payload payload = new Records.Payload(value);
     if (payload.isEmpty()) {
       out[BLANK] = true;
       return RowFactory.create(out);
     }
     String format = options.format;
-    boolean looksJson = payload.charAt(0) == '{' || payload.charAt(0) == '[';
+    boolean looksJson = payload.looksJson();
     out[LOOKS_JSON] = looksJson;
     if (looksJson) {
       boolean tryJson = format.equals("auto") || format.equals("json");
-      if (tryJson && payload.endsWith("}") && readJson(payload, out)) {
+      if (tryJson && payload.endsWithBrace() && readJson(payload, out)) {
         out[IS_JSON] = true;
         out[SOURCE_FORMAT] = "json";
       } else {
         clearFields(out);
       }
-    } else if (!format.equals("json") && payload.indexOf('\u0001') < 0) {
-      readAccessLog(payload, key, out);
+    } else if (!format.equals("json") && !payload.contains((byte) 1)) {
+      readAccessLog(payload.text(), key, out);
     }
     return RowFactory.create(out);
   }
 
-  private boolean readJson(String payload, Object[] out) {
+  private boolean readJson(Records.Payload payload, Object[] out) {
     boolean[] seen = new boolean[WIDTH];
     boolean ok =
         json.read(

@@ -45,6 +45,62 @@ final class Records {
     return UTF8String.fromBytes(bytes).makeValid().toString();
   }
 
+  /**
+   * A payload as valid UTF-8 (invalid sequences replaced by U+FFFD as Spark's make_valid_utf8)
+   * and the bounds of its text without leading and trailing ASCII whitespace. JSON is read from
+   * these bytes directly, without decoding the payload into a Java string first.
+   */
+  static final class Payload {
+    final byte[] bytes;
+    final int start;
+    final int end;
+
+    Payload(byte[] value) {
+      bytes = UTF8String.fromBytes(value).makeValid().getBytes();
+      int from = 0;
+      int to = bytes.length;
+      while (from < to && isWhitespace(bytes[from])) {
+        from++;
+      }
+      while (to > from && isWhitespace(bytes[to - 1])) {
+        to--;
+      }
+      start = from;
+      end = to;
+    }
+
+    boolean isEmpty() {
+      return start == end;
+    }
+
+    /** Starts like JSON: with {@code {} or {@code [}. */
+    boolean looksJson() {
+      return !isEmpty() && (bytes[start] == '{' || bytes[start] == '[');
+    }
+
+    /** A JSON object must end with {@code }}. */
+    boolean endsWithBrace() {
+      return !isEmpty() && bytes[end - 1] == '}';
+    }
+
+    boolean contains(byte b) {
+      for (int i = start; i < end; i++) {
+        if (bytes[i] == b) {
+          return true;
+        }
+      }
+      return false;
+    }
+
+    String text() {
+      return new String(bytes, start, end - start, StandardCharsets.UTF_8);
+    }
+
+    private static boolean isWhitespace(byte b) {
+      return b == ' ' || (b >= '\t' && b <= '\r'); // space, tab, LF, VT, FF, CR
+    }
+  }
+
   /** Receives the fields of a JSON object in document order; value null for JSON null. */
   interface FieldSink {
     void field(String name, String value);
@@ -63,12 +119,13 @@ final class Records {
     }
 
     /**
-     * Feeds the fields of the object {@code text} to {@code sink}; false (after feeding some
+     * Feeds the fields of the object in {@code payload} to {@code sink}; false (after feeding some
      * fields, possibly) when the text is not a JSON object. As with Spark, anything after the
      * object's closing brace is ignored.
      */
-    boolean read(String text, FieldSink sink) {
-      try (JsonParser parser = factory.createParser(text)) {
+    boolean read(Payload payload, FieldSink sink) {
+      int length = payload.end - payload.start;
+      try (JsonParser parser = factory.createParser(payload.bytes, payload.start, length)) {
         if (parser.nextToken() != JsonToken.START_OBJECT) {
           return false;
         }

@@ -54,14 +54,14 @@ public final class UserEventTokens implements UDF2<byte[], String, Row> {
     if (value == null || value.length == 0 || value.length > maxRecordBytes) {
       return RowFactory.create(out);
     }
-    String payload = Records.strip(Records.decode(value));
+    Records.Payload payload = new Records.Payload(value);
     if (payload.isEmpty()) {
       out[BLANK] = true;
       return RowFactory.create(out);
     }
-    boolean looksJson = payload.charAt(0) == '{' || payload.charAt(0) == '[';
+    boolean looksJson = payload.looksJson();
     out[LOOKS_JSON] = looksJson;
-    if (!looksJson || !payload.endsWith("}")) {
+    if (!looksJson || !payload.endsWithBrace()) {
       return RowFactory.create(out);
     }
     boolean[] seen = new boolean[WIDTH];

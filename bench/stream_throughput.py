@@ -290,6 +290,7 @@ def main() -> int:
     table = _table(runs, args)
     print(table)
     if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(table + "\n")
     return 0
 

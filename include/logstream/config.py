@@ -64,11 +64,18 @@ class Settings:
     spark_master: str = "local[*]"
     # the catch-up batch below needs room: with 2g a 2M-record batch ran 35 % slower (GC)
     spark_driver_memory: str = "4g"
-    # JVM options of the driver and executors. Spark generates one method per query stage; the
-    # parse stage's is beyond HotSpot's 8000-byte limit, so by default it is never JIT-compiled
-    # and runs interpreted (a 2M catch-up: 49 s with the limit, 42 s without). The parallel
-    # collector suits micro-batches that allocate a lot and keep little (40.6 s vs 42.4 s).
-    spark_java_options: str = "-XX:-DontCompileHugeMethods -XX:+UseParallelGC"
+    # JVM options of the driver and executors (docs/BENCHMARKS.md, session 12). Spark generates
+    # one method per query stage; the parse stage's is beyond HotSpot's 8000-byte limit, so by
+    # default it is never JIT-compiled and runs interpreted (a 2M catch-up: 49 s with the limit,
+    # 42 s without). The parallel collector suits micro-batches that allocate a lot and keep
+    # little. C2 compiles a method after 10x HotSpot's default invocation counts: code that only
+    # runs a few thousand times (query planning, Janino, one-off Spark jobs) stays with C1, which
+    # saved 8 of 76 CPU-seconds and 2-4 s of a 2M catch-up; hot loops reach C2 all the same.
+    spark_java_options: str = (
+        "-XX:-DontCompileHugeMethods -XX:+UseParallelGC -XX:Tier4InvocationThreshold=50000 "
+        "-XX:Tier4MinInvocationThreshold=6000 -XX:Tier4CompileThreshold=150000 "
+        "-XX:Tier4BackEdgeThreshold=400000"
+    )
     shuffle_partitions: int = 4
     # Python for the driver and executors under spark-submit; empty = this interpreter
     pyspark_python: str = ""

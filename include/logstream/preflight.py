@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 
 from logstream.config import Settings
 from logstream.errors import LogstreamError, ServiceError
-from logstream.jars import BUNDLES, bundle_jars
+from logstream.jars import BUNDLES, bundle_jars, udf_jar
 from logstream.kafka.broker import find_java, port_open
 
 
@@ -25,6 +25,8 @@ def run_preflight(settings: Settings, require_kafka: bool = True) -> PreflightRe
     """Check Java, the cached jars and (optionally) the Kafka broker; raise a clear error."""
     java = find_java()
     jars = {bundle: len(bundle_jars(settings, bundle)) for bundle in BUNDLES}
+    udf_jar(settings)  # raises, naming the fix, when logstream's own jar was never built
+    jars["logstream-spark"] = 1
     reachable = port_open(settings.kafka_host, settings.kafka_port)
     if require_kafka and not reachable:
         raise ServiceError(

@@ -16,9 +16,11 @@ Spark through ``spark.jars``.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 from logstream.config import PROJECT_ROOT, Settings
@@ -88,14 +90,25 @@ def fetch(settings: Settings, bundles: tuple[str, ...] = BUNDLES, force: bool = 
 
 
 UDF_SOURCES = JVM_DIR / "logstream-spark" / "src" / "main" / "java"
+_JAVAC_FLAGS = ("-nowarn", "--release", "17")
+
+
+def _udf_sources() -> list[Path]:
+    sources = sorted(UDF_SOURCES.rglob("*.java"))
+    if not sources:
+        raise MissingDependencyError(
+            f"no Java sources under {UDF_SOURCES}: the checkout is incomplete (jvm/logstream-spark "
+            "holds the parsers' Java half); restore it from git"
+        )
+    return sources
 
 
 def _udf_digest() -> str:
-    """Identifies the sources and the Spark they are compiled against."""
+    """Identifies the sources, the compiler flags and the Spark they are compiled against."""
     import pyspark
 
-    digest = hashlib.sha256(pyspark.__version__.encode())
-    for source in sorted(UDF_SOURCES.rglob("*.java")):
+    digest = hashlib.sha256(f"{pyspark.__version__} {' '.join(_JAVAC_FLAGS)}".encode())
+    for source in _udf_sources():
         digest.update(source.relative_to(UDF_SOURCES).as_posix().encode())
         digest.update(source.read_bytes())
     return digest.hexdigest()[:16]
@@ -113,7 +126,12 @@ def udf_jar(settings: Settings) -> Path:
 
 
 def build_udf_jar(settings: Settings, force: bool = False) -> Path:
-    """Compile ``jvm/logstream-spark`` into the cache (idempotent: keyed by a source digest)."""
+    """Compile ``jvm/logstream-spark`` into the cache (idempotent: keyed by a source digest).
+
+    The jar is built in a private folder and moved into place in one step, so concurrent builds
+    and running jobs never see a half-written jar; jars of other digests are then removed (a job
+    still running from one keeps its open file).
+    """
     from logstream.kafka.broker import find_java
 
     target = bundle_dir(settings, "logstream-spark")
@@ -127,25 +145,30 @@ def build_udf_jar(settings: Settings, force: bool = False) -> Path:
             f"no javac/jar next to {bin_dir / 'java'}: a JDK (not only a JRE) is needed to build "
             "logstream's Spark functions; install openjdk-17-jdk-headless or set JAVA_HOME to a JDK"
         )
-    staging = target.with_name(target.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    classes = staging / "classes"
-    classes.mkdir(parents=True)
-    sources = [str(source) for source in sorted(UDF_SOURCES.rglob("*.java"))]
-    classpath = str(spark_home() / "jars" / "*")
-    for command in (
-        [str(javac), "-nowarn", "--release", "17", "-cp", classpath, "-d", str(classes), *sources],
-        [str(jar_tool), "cf", str(staging / jar.name), "-C", str(classes), "."],
-    ):
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
-        if result.returncode != 0:
-            raise MissingDependencyError(
-                f"building {jar.name} failed (exit {result.returncode}):\n"
-                + (result.stdout + result.stderr).strip()
-            )
-    shutil.rmtree(classes)
-    shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)
+    target.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".build-", dir=target))
+    try:
+        classes = staging / "classes"
+        classes.mkdir()
+        sources = [str(source) for source in _udf_sources()]
+        classpath = str(spark_home() / "jars" / "*")
+        built = staging / jar.name
+        for command in (
+            [str(javac), *_JAVAC_FLAGS, "-cp", classpath, "-d", str(classes), *sources],
+            [str(jar_tool), "cf", str(built), "-C", str(classes), "."],
+        ):
+            result = subprocess.run(command, capture_output=True, text=True, check=False)
+            if result.returncode != 0:
+                raise MissingDependencyError(
+                    f"building {jar.name} failed (exit {result.returncode}):\n"
+                    + (result.stdout + result.stderr).strip()
+                )
+        os.replace(built, jar)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    for old in target.glob("logstream-spark-*.jar"):
+        if old != jar:
+            old.unlink(missing_ok=True)
     return jar
 
 

@@ -5,8 +5,9 @@ JVM: no Python UDFs, no actions, no I/O. It comes in two halves. The text-level 
 trim the payload, detect the format, read the JSON object or match the access-log line, split out
 the fields as text) is Java, ``jvm/logstream-spark`` (``LogTokens``, ``UserEventTokens``): one pass
 per record where Spark SQL needed a JSON map, a lookup per field and a dozen copies of each text,
-measured 3-4x faster. Typing and validation (timestamps, numbers, the checks and their messages)
-are the Spark SQL below, so they keep Spark's own semantics. The same transforms serve the
+measured 2.8x faster (docs/BENCHMARKS.md, session 12). Typing and validation (timestamps,
+numbers, the checks and their messages) are the Spark SQL below, so they keep Spark's own
+semantics. The same transforms serve the
 streaming job, the batch replay, ``logstream parse`` and the tests::
 
     parsed = kafka_records.transform(parse_log_records(ParseOptions.from_settings(settings)))
@@ -29,7 +30,8 @@ How a record is read:
   keys stay in ``extra`` (nested objects and arrays as their JSON text; null when there are none).
   A JSON ``null`` counts as a missing field. Because every value is read as text, ``"200"`` and
   ``200`` are the same ``status_code``. Keys are case-sensitive; string values are kept verbatim.
-  A key given twice counts once: its first value for a known key, its last for ``extra``.
+  A key given twice counts once: its first value for a known key, its last for ``extra`` (the
+  SQL parser before session 12 kept both entries in the map; readers saw the last one).
 * ``timestamp``: ISO-8601 text (without an offset it is read in the session time zone, UTC in
   logstream sessions), or epoch seconds or milliseconds as a number or numeric text; values above
   1e11 are milliseconds. Epoch microseconds are not recognised (``invalid_timestamp``).
@@ -82,6 +84,9 @@ _EPOCH_MILLIS_ABOVE = 100_000_000_000
 _EPOCH_SECONDS_LIMIT = 100_000_000_000
 _NUMBER = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 _DETAIL_VALUE_CHARS = 80
+_MAX_INT = 2**31 - 1
+#: Joins the options handed to the Java tokenizers as one literal.
+_OPTION_SEPARATOR = "\u001f"
 
 # -- the access-log pattern --------------------------------------------------------------------
 # A double-quoted field's body: any characters but `"` and `\`, or a backslash escape. Written as
@@ -130,6 +135,16 @@ class ParseOptions:
                     f"{name}={getattr(self, name)} must be >= {minimum}; "
                     f"set LOGSTREAM_{name.upper()}"
                 )
+        if self.max_record_bytes > _MAX_INT:  # a Kafka record is never larger
+            raise ConfigError(
+                f"max_record_bytes={self.max_record_bytes} must be <= {_MAX_INT}; "
+                "set LOGSTREAM_MAX_RECORD_BYTES"
+            )
+        if _OPTION_SEPARATOR in self.default_service:
+            raise ConfigError(
+                "default_service must not contain the control character U+001F; "
+                "set LOGSTREAM_DEFAULT_SERVICE"
+            )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ParseOptions:
@@ -344,7 +359,7 @@ def _tokens(
     The call sits behind an optimizer barrier so that filters on the parsed frame do not copy it.
     """
     spark.udf.registerJavaFunction(function, _JAVA_CLASSES[function], _TOKEN_TYPES[function])
-    options = F.lit("\u001f".join(arguments))
+    options = F.lit(_OPTION_SEPARATOR.join(arguments))
     return _optimizer_barrier(F.call_function(function, *inputs, options))
 
 
@@ -365,9 +380,8 @@ def _record_columns() -> list[Column]:
 
 
 def _trimmed(text: Column) -> Column:
-    """``text`` without leading and trailing ASCII whitespace. Used as is on the short field
-    texts; the payload is only trimmed where an end byte may be whitespace (see
-    ``_payload_columns``)."""
+    """``text`` without leading and trailing ASCII whitespace (the blank checks of required
+    fields; the tokenizers trim the payload and the typed fields' texts themselves)."""
     return F.trim(text, F.lit(_WHITESPACE))
 
 

@@ -46,7 +46,9 @@ def test_artifact_name_strips_versions():
 def test_logstream_spark_jar_is_built_and_handed_to_spark(settings):
     jar = udf_jar(settings)
     assert jar in spark_jars(settings)
+    built = jar.stat()
     assert build_udf_jar(settings) == jar  # idempotent: same sources, same pyspark, no rebuild
+    assert (jar.stat().st_ino, jar.stat().st_mtime_ns) == (built.st_ino, built.st_mtime_ns)
     with zipfile.ZipFile(jar) as archive:
         names = set(archive.namelist())
     assert {"dev/logstream/spark/LogTokens.class", "dev/logstream/spark/UserEventTokens.class"} <= (
@@ -58,3 +60,16 @@ def test_missing_logstream_spark_jar_says_how_to_build_it(settings, tmp_path):
     empty = dataclasses.replace(settings, jars_dir=tmp_path)
     with pytest.raises(MissingDependencyError, match="make jars"):
         udf_jar(empty)
+
+
+def test_logstream_spark_jar_builds_from_scratch_and_replaces_other_builds(settings, tmp_path):
+    fresh = dataclasses.replace(settings, jars_dir=tmp_path)
+    stale = tmp_path / "logstream-spark" / "logstream-spark-0000000000000000.jar"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"an older build")
+    jar = build_udf_jar(fresh)
+    assert jar == udf_jar(fresh) and jar.parent == stale.parent
+    assert not stale.exists()
+    assert [path.name for path in jar.parent.iterdir()] == [jar.name]  # no staging left behind
+    with zipfile.ZipFile(jar) as archive:
+        assert "dev/logstream/spark/Records.class" in archive.namelist()

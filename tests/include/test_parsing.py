@@ -242,6 +242,29 @@ JSON_CASES = [
         json_event(event_time=T0_UTC, service="api", extra={"tag": "b"}),
     ),
     Case(
+        # Spark reads payloads as UTF-8; a UTF-16 document (zero bytes between the characters)
+        # is not a JSON object, whatever a byte-level JSON parser would auto-detect
+        "a UTF-16LE JSON document is not JSON",
+        '{"timestamp": "2024-01-15T10:30:00Z", "service": "api"}'.encode("utf-16-le") + b"}",
+        rejected("invalid_json", "the payload starts like JSON but is not a valid JSON object"),
+    ),
+    Case(
+        "a UTF-8 byte order mark is not trimmed: the payload does not start like JSON",
+        b'\xef\xbb\xbf{"timestamp": "2024-01-15T10:30:00Z", "service": "api"}',
+        rejected(
+            "unrecognized_format",
+            "the payload is neither a JSON object nor an Apache/nginx access log line",
+        ),
+    ),
+    Case(
+        # the pattern's `$` also matches before a final line terminator (Java regex); what
+        # follows the match is kept, as the last group, and checked as nginx's $request_time
+        "an access line ending in U+0085 (NEL)",
+        b'10.0.0.1 - - [15/Jan/2024:10:30:00 +0000] "GET /a HTTP/1.1" 200 12 "-" "ua"'
+        + "\u0085".encode(),
+        rejected("invalid_field", "response_time '\u0085' is not a non-negative number of seconds"),
+    ),
+    Case(
         "anything after the object's closing brace is ignored, as by Spark's reader",
         b'{"timestamp": "2024-01-15T10:30:00Z", "service": "api"} trailing }',
         json_event(event_time=T0_UTC, service="api"),
@@ -986,6 +1009,8 @@ def test_parse_options_from_settings():
         ({"format": "xml"}, "parse format 'xml' must be one of auto, json, apache, nginx"),
         ({"max_record_bytes": 0}, "max_record_bytes=0 must be >= 1"),
         ({"timestamp_max_past_s": -1}, "timestamp_max_past_s=-1 must be >= 0"),
+        ({"max_record_bytes": 2**31}, "max_record_bytes=2147483648 must be <= 2147483647"),
+        ({"default_service": "a\x1fb"}, "default_service must not contain"),
     ],
 )
 def test_parse_options_reject_nonsense(changes, message):

@@ -115,7 +115,14 @@ final class Records {
       scala.collection.immutable.Map<String, String> options =
           scala.collection.immutable.Map$.MODULE$.<String, String>empty()
               .updated("allowSingleQuotes", "false");
-      this.factory = new JSONOptions(options, timeZone, "").buildJsonFactory();
+      // Spark reads the bytes through a UTF-8 Reader; Jackson's byte parser would otherwise
+      // detect UTF-16/32 from the zero bytes and read such a payload as JSON
+      this.factory =
+          new JSONOptions(options, timeZone, "")
+              .buildJsonFactory()
+              .rebuild()
+              .disable(JsonFactory.Feature.CHARSET_DETECTION)
+              .build();
     }
 
     /**

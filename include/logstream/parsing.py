@@ -57,7 +57,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -85,8 +85,6 @@ _EPOCH_SECONDS_LIMIT = 100_000_000_000
 _NUMBER = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 _DETAIL_VALUE_CHARS = 80
 _MAX_INT = 2**31 - 1
-#: Joins the options handed to the Java tokenizers as one literal.
-_OPTION_SEPARATOR = "\u001f"
 
 # -- the access-log pattern --------------------------------------------------------------------
 # A double-quoted field's body: any characters but `"` and `\`, or a backslash escape. Written as
@@ -135,15 +133,10 @@ class ParseOptions:
                     f"{name}={getattr(self, name)} must be >= {minimum}; "
                     f"set LOGSTREAM_{name.upper()}"
                 )
-        if self.max_record_bytes > _MAX_INT:  # a Kafka record is never larger
+        if self.max_record_bytes > _MAX_INT:  # a Kafka record never is; the tokenizers take an int
             raise ConfigError(
                 f"max_record_bytes={self.max_record_bytes} must be <= {_MAX_INT}; "
                 "set LOGSTREAM_MAX_RECORD_BYTES"
-            )
-        if _OPTION_SEPARATOR in self.default_service:
-            raise ConfigError(
-                "default_service must not contain the control character U+001F; "
-                "set LOGSTREAM_DEFAULT_SERVICE"
             )
 
     @classmethod
@@ -170,10 +163,8 @@ def parse_log_records(options: ParseOptions) -> Callable[[DataFrame], DataFrame]
     """
 
     def transform(records: DataFrame) -> DataFrame:
-        spark = records.sparkSession
-        arguments = (options.format, str(options.max_record_bytes), options.default_service,
-                     _session_time_zone(spark), _ACCESS_LOG)  # fmt: skip
-        tokens = _tokens(spark, LOG_TOKENS_FUNCTION, [F.col("value"), F.col("key")], arguments)
+        arguments = [options.format, options.max_record_bytes, options.default_service, _ACCESS_LOG]
+        tokens = _tokens(records, LOG_TOKENS_FUNCTION, [F.col("value"), F.col("key")], arguments)
         is_json, is_access = F.col("is_json"), F.col("is_access")
         events = (
             records.select(*_record_columns(), tokens.alias("tokens"))
@@ -239,9 +230,8 @@ def parse_user_events(options: ParseOptions) -> Callable[[DataFrame], DataFrame]
     """
 
     def transform(records: DataFrame) -> DataFrame:
-        spark = records.sparkSession
-        arguments = (str(options.max_record_bytes), _session_time_zone(spark))
-        tokens = _tokens(spark, USER_EVENT_TOKENS_FUNCTION, [F.col("value")], arguments)
+        arguments = [options.max_record_bytes]
+        tokens = _tokens(records, USER_EVENT_TOKENS_FUNCTION, [F.col("value")], arguments)
         events = (
             records.select(*_record_columns(), tokens.alias("tokens"))
             .select("*", "tokens.*", F.lit(False).alias("is_access"))
@@ -315,7 +305,8 @@ _TEXT_FIELDS = [
     "http_method", "path", "protocol", "referrer", "user_agent",
 ]  # fmt: skip
 _EXTRA = T.StructField("extra", T.MapType(T.StringType(), T.StringType()))
-#: What ``logstream_log_tokens(value, key, options)`` returns, in its order (LogTokens.java).
+#: What ``logstream_log_tokens(value, key, format, max_record_bytes, default_service, pattern)``
+#: returns, in its order (LogTokens.java).
 LOG_TOKENS = T.StructType(
     [
         *[T.StructField(name, T.BooleanType()) for name in ("looks_json", "is_json", "is_access")],
@@ -334,7 +325,7 @@ LOG_TOKENS = T.StructType(
         ],
     ]
 )
-#: What ``logstream_user_event_tokens(value, options)`` returns (UserEventTokens.java).
+#: What ``logstream_user_event_tokens(value, max_record_bytes)`` returns (UserEventTokens.java).
 USER_EVENT_TOKENS = T.StructType(
     [
         *[T.StructField(name, T.BooleanType()) for name in ("looks_json", "is_json", "blank")],
@@ -351,20 +342,16 @@ _TOKEN_TYPES = {LOG_TOKENS_FUNCTION: LOG_TOKENS, USER_EVENT_TOKENS_FUNCTION: USE
 
 
 def _tokens(
-    spark: SparkSession, function: str, inputs: list[Column], arguments: tuple[str, ...]
+    records: DataFrame, function: str, inputs: list[Column], options: list[str | int]
 ) -> Column:
-    """A call of one of the Java tokenizers (registered in this session if need be).
-
-    The options travel as one literal (joined by U+001F) that the function parses once per task.
-    The call sits behind an optimizer barrier so that filters on the parsed frame do not copy it.
-    """
-    spark.udf.registerJavaFunction(function, _JAVA_CLASSES[function], _TOKEN_TYPES[function])
-    options = F.lit(_OPTION_SEPARATOR.join(arguments))
-    return _optimizer_barrier(F.call_function(function, *inputs, options))
-
-
-def _session_time_zone(spark: SparkSession) -> str:
-    return spark.conf.get("spark.sql.session.timeZone") or "UTC"
+    """A call of one of the Java tokenizers (registered in the frame's session if need be), the
+    options as literal arguments. The call sits behind an optimizer barrier so that filters on
+    the parsed frame do not copy it."""
+    records.sparkSession.udf.registerJavaFunction(
+        function, _JAVA_CLASSES[function], _TOKEN_TYPES[function]
+    )
+    literals = [F.lit(option) for option in options]
+    return _optimizer_barrier(F.call_function(function, *inputs, *literals))
 
 
 def _record_columns() -> list[Column]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from logstream.errors import ServiceError
+from logstream.errors import MissingDependencyError, ServiceError
 from logstream.preflight import run_preflight
 from tests.conftest import free_port
 
@@ -13,9 +13,16 @@ def test_preflight_passes_with_a_running_broker(settings, kafka_broker):
     report = run_preflight(settings)
     assert report.kafka_reachable
     assert report.jars["kafka-broker"] > 10 and report.jars["spark-kafka"] > 2
-    assert report.jars["logstream-spark"] == 1
 
 
 def test_preflight_names_the_fix_when_kafka_is_down(settings):
     with pytest.raises(ServiceError, match="logstream kafka start"):
         run_preflight(settings.replace(kafka_port=free_port()))
+
+
+def test_preflight_names_the_fix_when_logstream_spark_jar_is_missing(settings, tmp_path):
+    # the Maven bundles are there, logstream's own jar was never built
+    for bundle in ("kafka-broker", "spark-kafka"):
+        (tmp_path / bundle).symlink_to(settings.jars_dir / bundle)
+    with pytest.raises(MissingDependencyError, match="make jars"):
+        run_preflight(settings.replace(jars_dir=tmp_path), require_kafka=False)

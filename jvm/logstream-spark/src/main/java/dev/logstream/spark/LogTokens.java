@@ -1,19 +1,20 @@
 package dev.logstream.spark;
 
-import java.util.HashMap;
+import java.util.Arrays;
 import java.util.Map;
+import java.util.Set;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.RowFactory;
-import org.apache.spark.sql.api.java.UDF3;
+import org.apache.spark.sql.api.java.UDF6;
 
 /**
  * The text-level half of parsing a log record (SPEC §3), one pass per record: decode and trim the
  * payload, detect its format, read the JSON object or match the access-log line, and return the
  * fields as text. Typing and validation stay in Spark SQL (logstream.parsing), which calls this
- * as {@code logstream_log_tokens(value, key, options)}; the output fields are
- * logstream.parsing.LOG_TOKENS, in this order:
+ * as {@code logstream_log_tokens(value, key, format, max_record_bytes, default_service,
+ * access_log_pattern)}; the output fields are logstream.parsing.LOG_TOKENS, in this order:
  *
  * <pre>
  * looks_json, is_json, is_access, blank, level, service, message, ip_address, user_id,
@@ -21,11 +22,11 @@ import org.apache.spark.sql.api.java.UDF3;
  * source_format, timestamp_text, status_text, response_time_text, bytes_text
  * </pre>
  *
- * {@code options} is {@code format, max_record_bytes, default_service, time zone, access-log
- * pattern} joined by U+001F. A null, empty or oversized payload yields false flags and null
- * fields (logstream.parsing rejects it from the Kafka value itself).
+ * A null, empty or oversized payload yields false flags and null fields (logstream.parsing
+ * rejects it from the Kafka value itself).
  */
-public final class LogTokens implements UDF3<byte[], byte[], String, Row> {
+public final class LogTokens
+    implements UDF6<byte[], byte[], String, Integer, String, String, Row> {
   private static final long serialVersionUID = 1L;
 
   static final int LOOKS_JSON = 0;
@@ -52,112 +53,75 @@ public final class LogTokens implements UDF3<byte[], byte[], String, Row> {
   static final int BYTES_TEXT = 21;
   static final int WIDTH = 22;
 
-  /** JSON keys that become fields (logstream.parsing.LOG_JSON_KEYS); the texts are trimmed. */
-  private static final Map<String, Integer> JSON_SLOTS = new HashMap<>();
-  private static final boolean[] TRIMMED = new boolean[WIDTH];
-
-  static {
-    String[] names = {
-      "level", "service", "message", "ip_address", "user_id", "request_id", "error_code",
-      "http_method", "path", "protocol", "referrer", "user_agent"
-    };
-    int[] slots = {
-      LEVEL, SERVICE, MESSAGE, IP_ADDRESS, USER_ID, REQUEST_ID, ERROR_CODE, HTTP_METHOD, PATH,
-      PROTOCOL, REFERRER, USER_AGENT
-    };
-    for (int i = 0; i < names.length; i++) {
-      JSON_SLOTS.put(names[i], slots[i]);
-    }
-    JSON_SLOTS.put("timestamp", TIMESTAMP_TEXT);
-    JSON_SLOTS.put("status_code", STATUS_TEXT);
-    JSON_SLOTS.put("response_time", RESPONSE_TIME_TEXT);
-    JSON_SLOTS.put("bytes_sent", BYTES_TEXT);
-    TRIMMED[TIMESTAMP_TEXT] = TRIMMED[STATUS_TEXT] = true;
-    TRIMMED[RESPONSE_TIME_TEXT] = TRIMMED[BYTES_TEXT] = true;
-  }
+  /** The JSON keys that become fields; any other key goes to {@code extra}. */
+  private static final Records.JsonFields JSON_FIELDS =
+      new Records.JsonFields(
+          Map.ofEntries(
+              Map.entry("level", LEVEL),
+              Map.entry("service", SERVICE),
+              Map.entry("message", MESSAGE),
+              Map.entry("ip_address", IP_ADDRESS),
+              Map.entry("user_id", USER_ID),
+              Map.entry("request_id", REQUEST_ID),
+              Map.entry("error_code", ERROR_CODE),
+              Map.entry("http_method", HTTP_METHOD),
+              Map.entry("path", PATH),
+              Map.entry("protocol", PROTOCOL),
+              Map.entry("referrer", REFERRER),
+              Map.entry("user_agent", USER_AGENT),
+              Map.entry("timestamp", TIMESTAMP_TEXT),
+              Map.entry("status_code", STATUS_TEXT),
+              Map.entry("response_time", RESPONSE_TIME_TEXT),
+              Map.entry("bytes_sent", BYTES_TEXT)),
+          Set.of(TIMESTAMP_TEXT, STATUS_TEXT, RESPONSE_TIME_TEXT, BYTES_TEXT),
+          EXTRA,
+          WIDTH);
 
   private static final Pattern UNESCAPE = Pattern.compile("\\\\([\"\\\\])");
 
-  private transient String optionsText;
-  private transient Options options;
   private transient Records.JsonObjectReader json;
-
-  /** The parsed options string, with what it compiles to. */
-  private static final class Options {
-    final String format;
-    final int maxRecordBytes;
-    final String defaultService;
-    final Pattern accessLog;
-
-    Options(String text) {
-      String[] parts = text.split("\u001f", -1);
-      if (parts.length != 5) {
-        throw new IllegalArgumentException("logstream_log_tokens: malformed options " + text);
-      }
-      format = parts[0];
-      maxRecordBytes = Integer.parseInt(parts[1]);
-      defaultService = parts[2];
-      accessLog = Pattern.compile(parts[4]);
-    }
-  }
+  private transient String accessLogText;
+  private transient Pattern accessLog;
 
   @Override
-  public Row call(byte[] value, byte[] key, String optionsText) {
-    if (!optionsText.equals(this.optionsText)) {
-      options = new Options(optionsText);
-      json = new Records.JsonObjectReader(optionsText.split("\u001f", -1)[3]);
-      this.optionsText = optionsText;
+  public Row call(
+      byte[] value,
+      byte[] key,
+      String format,
+      Integer maxRecordBytes,
+      String defaultService,
+      String accessLogPattern) {
+    if (json == null) {
+      json = new Records.JsonObjectReader();
+    }
+    if (!accessLogPattern.equals(accessLogText)) {
+      accessLog = Pattern.compile(accessLogPattern);
+      accessLogText = accessLogPattern;
     }
     Object[] out = new Object[WIDTH];
     out[LOOKS_JSON] = out[IS_JSON] = out[IS_ACCESS] = out[BLANK] = false;
-    if (value == null || value.length == 0 || value.length > options.maxRecordBytes) {
+    Records.Payload payload = Records.Payload.of(value, maxRecordBytes);
+    if (payload == null) {
       return RowFactory.create(out);
     }
-    Records.Payload payload = new Records.Payload(value);
     if (payload.isEmpty()) {
       out[BLANK] = true;
       return RowFactory.create(out);
     }
-    String format = options.format;
     boolean looksJson = payload.looksJson();
     out[LOOKS_JSON] = looksJson;
     if (looksJson) {
       boolean tryJson = format.equals("auto") || format.equals("json");
-      if (tryJson && payload.endsWithBrace() && readJson(payload, out)) {
+      if (tryJson && payload.endsWithBrace() && JSON_FIELDS.read(json, payload, out)) {
         out[IS_JSON] = true;
         out[SOURCE_FORMAT] = "json";
       } else {
-        clearFields(out);
+        Arrays.fill(out, LEVEL, WIDTH, null);
       }
     } else if (!format.equals("json") && !payload.contains((byte) 1)) {
-      readAccessLog(payload.text(), key, out);
+      readAccessLog(payload.text(), key, format, defaultService, out);
     }
     return RowFactory.create(out);
-  }
-
-  private boolean readJson(Records.Payload payload, Object[] out) {
-    boolean[] seen = new boolean[WIDTH];
-    boolean ok =
-        json.read(
-            payload,
-            (name, text) -> {
-              Integer slot = JSON_SLOTS.get(name);
-              if (slot == null) {
-                @SuppressWarnings("unchecked")
-                Map<String, String> extra = (Map<String, String>) out[EXTRA];
-                out[EXTRA] = Records.putExtra(extra, name, text);
-              } else if (!seen[slot]) { // a duplicated key: the first one counts
-                seen[slot] = true;
-                out[slot] = TRIMMED[slot] ? Records.strip(text) : text;
-              }
-            });
-    return ok;
-  }
-
-  private static void clearFields(Object[] out) {
-    for (int i = LEVEL; i < WIDTH; i++) {
-      out[i] = null;
-    }
   }
 
   /**
@@ -165,8 +129,9 @@ public final class LogTokens implements UDF3<byte[], byte[], String, Row> {
    * {@code regexp_replace} + {@code split} did: a group that did not take part is empty text, and
    * whatever follows the match (only a final line terminator can) is appended to group 12.
    */
-  private void readAccessLog(String payload, byte[] key, Object[] out) {
-    Matcher match = options.accessLog.matcher(payload);
+  private void readAccessLog(
+      String payload, byte[] key, String format, String defaultService, Object[] out) {
+    Matcher match = accessLog.matcher(payload);
     if (!match.find()) {
       return;
     }
@@ -176,15 +141,15 @@ public final class LogTokens implements UDF3<byte[], byte[], String, Row> {
       group[i] = text == null ? "" : text;
     }
     group[12] = group[12] + payload.substring(match.end());
-    if (options.format.equals("apache") && !group[12].isEmpty()) {
+    if (format.equals("apache") && !group[12].isEmpty()) {
       return; // Common or Combined, nothing appended
     }
-    if (options.format.equals("nginx") && group[10].isEmpty()) {
+    if (format.equals("nginx") && group[10].isEmpty()) {
       return; // combined, optionally with $request_time
     }
     out[IS_ACCESS] = true;
     String service = key == null ? "" : Records.strip(Records.decode(key));
-    out[SERVICE] = service.isEmpty() ? options.defaultService : service;
+    out[SERVICE] = service.isEmpty() ? defaultService : service;
     out[MESSAGE] = unescape(group[4]);
     out[IP_ADDRESS] = dashNull(group[1]);
     out[USER_ID] = dashNull(group[2]);

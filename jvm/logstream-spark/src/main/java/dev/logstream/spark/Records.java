@@ -9,6 +9,7 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.util.LinkedHashMap;
 import java.util.Map;
+import java.util.Set;
 import org.apache.spark.sql.catalyst.json.JSONOptions;
 import org.apache.spark.unsafe.types.UTF8String;
 
@@ -19,10 +20,12 @@ import org.apache.spark.unsafe.types.UTF8String;
  * of non-string values), without building the map.
  */
 final class Records {
-  /** ASCII whitespace, as logstream.parsing._WHITESPACE. */
-  static final String WHITESPACE = " \t\n\r\f\u000b";
-
   private Records() {}
+
+  /** ASCII whitespace, as logstream.parsing._WHITESPACE: space, tab, LF, VT, FF, CR. */
+  static boolean isWhitespace(int c) {
+    return c == ' ' || (c >= '\t' && c <= '\r');
+  }
 
   /** {@code text} without leading and trailing ASCII whitespace (null stays null). */
   static String strip(String text) {
@@ -31,10 +34,10 @@ final class Records {
     }
     int start = 0;
     int end = text.length();
-    while (start < end && WHITESPACE.indexOf(text.charAt(start)) >= 0) {
+    while (start < end && isWhitespace(text.charAt(start))) {
       start++;
     }
-    while (end > start && WHITESPACE.indexOf(text.charAt(end - 1)) >= 0) {
+    while (end > start && isWhitespace(text.charAt(end - 1))) {
       end--;
     }
     return start == 0 && end == text.length() ? text : text.substring(start, end);
@@ -55,7 +58,15 @@ final class Records {
     final int start;
     final int end;
 
-    Payload(byte[] value) {
+    /** The payload of a Kafka value, or null when it is null, empty or over the size limit
+     * (logstream.parsing rejects those from the Kafka value itself). */
+    static Payload of(byte[] value, int maxRecordBytes) {
+      return value == null || value.length == 0 || value.length > maxRecordBytes
+          ? null
+          : new Payload(value);
+    }
+
+    private Payload(byte[] value) {
       bytes = UTF8String.fromBytes(value).makeValid().getBytes();
       int from = 0;
       int to = bytes.length;
@@ -95,10 +106,6 @@ final class Records {
     String text() {
       return new String(bytes, start, end - start, StandardCharsets.UTF_8);
     }
-
-    private static boolean isWhitespace(byte b) {
-      return b == ' ' || (b >= '\t' && b <= '\r'); // space, tab, LF, VT, FF, CR
-    }
   }
 
   /** Receives the fields of a JSON object in document order; value null for JSON null. */
@@ -111,14 +118,15 @@ final class Records {
     private final JsonFactory factory;
     private final ByteArrayOutputStream rendered = new ByteArrayOutputStream(128);
 
-    JsonObjectReader(String timeZone) {
+    JsonObjectReader() {
       scala.collection.immutable.Map<String, String> options =
           scala.collection.immutable.Map$.MODULE$.<String, String>empty()
               .updated("allowSingleQuotes", "false");
-      // Spark reads the bytes through a UTF-8 Reader; Jackson's byte parser would otherwise
-      // detect UTF-16/32 from the zero bytes and read such a payload as JSON
+      // the time zone only matters for inferring timestamps, which a map of strings never does;
+      // Spark reads the bytes through a UTF-8 Reader, while Jackson's byte parser would detect
+      // UTF-16/32 from the zero bytes and read such a payload as JSON
       this.factory =
-          new JSONOptions(options, timeZone, "")
+          new JSONOptions(options, "UTC", "")
               .buildJsonFactory()
               .rebuild()
               .disable(JsonFactory.Feature.CHARSET_DETECTION)
@@ -179,13 +187,45 @@ final class Records {
     }
   }
 
-  /** The unknown-key collector shared by both tokenizers: non-null values, last one wins. */
-  static Map<String, String> putExtra(Map<String, String> extra, String name, String value) {
-    if (value == null) {
-      return extra;
+  /**
+   * Where a tokenizer puts a JSON object's fields in its output row: known keys in their slots
+   * (the first value of a key given twice; trimmed where the slot is typed later), the non-null
+   * values of unknown keys in a map at {@code extraSlot} (the last value of a key given twice).
+   */
+  static final class JsonFields {
+    private final Map<String, Integer> slots;
+    private final boolean[] trimmed;
+    private final int extraSlot;
+
+    JsonFields(Map<String, Integer> slots, Set<Integer> trimmedSlots, int extraSlot, int width) {
+      this.slots = slots;
+      this.trimmed = new boolean[width];
+      trimmedSlots.forEach(slot -> trimmed[slot] = true);
+      this.extraSlot = extraSlot;
     }
-    Map<String, String> map = extra == null ? new LinkedHashMap<>() : extra;
-    map.put(name, value);
-    return map;
+
+    /** Fills {@code out} from the object in {@code payload}; false if it is not a JSON object. */
+    boolean read(JsonObjectReader json, Payload payload, Object[] out) {
+      boolean[] seen = new boolean[out.length];
+      return json.read(
+          payload,
+          (name, text) -> {
+            Integer slot = slots.get(name);
+            if (slot == null) {
+              if (text != null) {
+                @SuppressWarnings("unchecked")
+                Map<String, String> extra = (Map<String, String>) out[extraSlot];
+                if (extra == null) {
+                  extra = new LinkedHashMap<>();
+                  out[extraSlot] = extra;
+                }
+                extra.put(name, text);
+              }
+            } else if (!seen[slot]) {
+              seen[slot] = true;
+              out[slot] = trimmed[slot] ? strip(text) : text;
+            }
+          });
+    }
   }
 }

@@ -30,6 +30,8 @@ from pyspark.sql import Column
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from logstream.errors import ConfigError
+
 ANOMALY_COLUMNS = [
     "anomaly_id",
     "kind",
@@ -88,12 +90,35 @@ class Thresholds:
 
     @classmethod
     def from_mapping(cls, values: dict | None) -> Thresholds:
+        """Thresholds from the ``thresholds`` setting; ConfigError naming the one that is wrong
+        (unknown, not a number, or out of range: counts and look-backs >= 1, the rest >= 0)."""
+        if values is not None and not isinstance(values, dict):
+            raise ConfigError(f"thresholds must be a mapping of name: number, got {values!r}")
         values = dict(values or {})
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(values) - known)
+        defaults = cls()
+        known = list(cls.__dataclass_fields__)
+        unknown = sorted(set(values) - set(known))
         if unknown:
-            raise ValueError(f"unknown threshold(s) {', '.join(unknown)}; known: {sorted(known)}")
-        return cls(**{k: type(getattr(cls(), k))(v) for k, v in values.items()})
+            raise ConfigError(
+                f"thresholds: unknown threshold(s) {', '.join(unknown)}; known: {', '.join(known)}"
+            )
+        typed: dict[str, Any] = {}
+        for name, value in values.items():
+            kind = type(getattr(defaults, name))
+            try:
+                number = float(value)
+                if kind is int and number != int(number):
+                    raise ValueError
+                typed[name] = kind(number)
+            except (TypeError, ValueError, OverflowError):
+                expected = "an integer" if kind is int else "a number"
+                raise ConfigError(f"thresholds.{name}={value!r} is not {expected}") from None
+            minimum = 1 if kind is int and name != "ddos_max_users" else 0
+            if not typed[name] >= minimum or not math.isfinite(typed[name]):
+                raise ConfigError(
+                    f"thresholds.{name}={value!r} must be a finite number >= {minimum}"
+                )
+        return cls(**typed)
 
 
 Row = dict[str, Any]

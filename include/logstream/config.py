@@ -52,13 +52,25 @@ class Settings:
     user_events_topic: str = "user-events"
     topic_partitions: int = 3
 
-    # Parsing and validation (SPEC §3)
-    parse_format: str = "auto"  # auto | json | apache | nginx
+    # Parsing and validation (SPEC §3; the format names are logstream.formats')
+    parse_format: str = "auto"  # a format, a group (auto, json, access, apache, nginx) or a list
+    auto_formats: str = ""  # what auto tries; empty = your formats, then every preset
+    # your own formats: {name: nginx log_format / Apache LogFormat string}
+    access_formats: dict = field(default_factory=dict)
+    # your own JSON field mappings: {name: {column: [JSON paths], "detect": [...], ...}}
+    json_formats: dict = field(default_factory=dict)
+    format_by_topic: dict = field(default_factory=dict)  # {topic: format expression}
+    format_by_key: dict = field(default_factory=dict)  # {Kafka key: format expression}
     max_record_bytes: int = 65_536  # larger payloads are quarantined as "oversized"
     raw_bytes_kept: int = 4_096  # quarantine keeps at most this many bytes of the payload
     timestamp_max_past_s: int = 7 * 86_400  # bounds relative to the Kafka timestamp
     timestamp_max_future_s: int = 3_600
-    default_service: str = "web"  # access-log service when the Kafka key is empty
+    # service of a record that names none: its Kafka key, else its topic's, else default_service
+    default_service: str = "web"
+    service_by_topic: dict = field(default_factory=dict)  # {topic: service}
+    # proxies whose X-Forwarded-For entries are skipped (IPs/CIDRs, comma-separated); empty = the
+    # client is the list's first address
+    trusted_proxies: str = ""
 
     # Spark
     spark_master: str = "local[*]"
@@ -129,15 +141,39 @@ class Settings:
                 raise ConfigError(
                     f"{name}={port} is not a TCP port; set {ENV_PREFIX}{name.upper()}"
                 )
-        if self.parse_format not in {"auto", "json", "apache", "nginx"}:
-            raise ConfigError(
-                f"parse_format={self.parse_format!r} must be one of auto, json, apache, nginx"
-            )
+        self._check_formats()
+        self._check_analytics()
         if self.topic_partitions < 1:
             raise ConfigError(
                 f"topic_partitions={self.topic_partitions} must be >= 1; "
                 f"set {ENV_PREFIX}TOPIC_PARTITIONS"
             )
+
+    def _check_formats(self) -> None:
+        """Every format name and format string resolves (logstream.formats), at load time."""
+        from logstream import formats
+
+        known = formats.catalog(self.access_formats, self.json_formats, self.auto_formats)
+        known.expand(self.parse_format)
+        for setting in ("format_by_topic", "format_by_key"):
+            for name, value in getattr(self, setting).items():
+                known.expand(str(value), f"{setting}.{name}")
+        formats.trusted_proxy_list(self.trusted_proxies)
+
+    def _check_analytics(self) -> None:
+        """Windows and thresholds are checked at load time, not when a job first uses them.
+
+        Their checks live beside their definitions (Spark-side modules), imported only when one
+        of these settings is given.
+        """
+        if self.windows:
+            from logstream.metrics import configured_families
+
+            configured_families(self.windows)
+        if self.thresholds:
+            from logstream.anomalies import Thresholds
+
+            Thresholds.from_mapping(self.thresholds)
 
     @property
     def kafka_bootstrap(self) -> str:

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field, replace
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from logstream.errors import ConfigError
+
 PERCENTILE_ACCURACY = 10_000  # percentile_approx: rank error <= n / 10000
 
 
@@ -353,23 +355,42 @@ FAMILY_BY_NAME: dict[str, Family] = {family.name: family for family in FAMILIES}
 
 
 def configured_families(overrides: Mapping[str, Mapping[str, str]] | None = None) -> list[Family]:
-    """The catalogue with per-family ``window``/``slide``/``delay`` overrides from settings."""
+    """The catalogue with per-family ``window``/``slide``/``delay`` overrides from settings.
+
+    ConfigError names the setting when a family, a key or an interval is wrong: windows and
+    slides must be positive, delays may be zero.
+    """
     overrides = overrides or {}
     unknown = sorted(set(overrides) - set(FAMILY_BY_NAME))
     if unknown:
-        raise ValueError(
-            f"unknown metric famil(ies) {', '.join(unknown)} in windows settings; "
+        raise ConfigError(
+            f"windows: unknown metric famil(ies) {', '.join(unknown)}; "
             f"known: {', '.join(FAMILY_BY_NAME)}"
         )
     families = []
     for family in FAMILIES:
-        change = dict(overrides.get(family.name, {}))
+        change = overrides.get(family.name, {})
+        if not isinstance(change, Mapping):
+            raise ConfigError(
+                f"windows.{family.name} must be a mapping such as "
+                '{"window": "2 minutes", "delay": "5 minutes"}'
+            )
+        change = dict(change)
         bad = sorted(set(change) - {"window", "slide", "delay"})
         if bad:
-            raise ValueError(f"windows.{family.name}: only window, slide, delay can be set")
-        for value in change.values():
-            if value:
-                interval_ms(value)
+            raise ConfigError(
+                f"windows.{family.name}: {', '.join(bad)} cannot be set; "
+                "only window, slide and delay can"
+            )
+        for key, value in change.items():
+            if not value:
+                continue
+            try:
+                length = interval_ms(str(value))
+            except ValueError as error:
+                raise ConfigError(f"windows.{family.name}.{key}: {error}") from None
+            if length <= 0 and key != "delay":
+                raise ConfigError(f"windows.{family.name}.{key}={value!r} must be longer than zero")
         families.append(replace(family, **change))
     return families
 

@@ -1,11 +1,14 @@
 """``logstream parse FILE``: parse a file offline with the transforms the stream uses (SPEC §10).
 
-Each line of the file is one record, read as raw bytes (so non-UTF-8 bytes reach the parser as
-they would from Kafka) and given Kafka coordinates: topic ``file``, partition 0, offset = the line
-number counted from 0, no key, and a Kafka timestamp of now (or ``--received-at``), against which
-the timestamp bounds are checked. Lines end at ``\\n`` (a ``\\r`` before it is dropped); a
-newline at the end of the file does not start another record, but a blank line inside the file is
-a record, and is quarantined as ``empty``.
+Each line of the file (``-``: standard input) is one record, read as raw bytes (so non-UTF-8
+bytes reach the parser as they would from Kafka) and given Kafka coordinates: topic ``file``,
+partition 0, offset = the line number counted from 0, and no key. Event times are not judged
+against the wall clock: an archive is not late. With ``--received-at`` every line gets that Kafka
+timestamp and the stream's bounds apply (``timestamp_max_past_s``/``timestamp_max_future_s``).
+Lines end at ``\n`` (a ``\r`` before it is dropped); a newline at the end of the file does not
+start another record, but a blank line inside the file is a record, and is quarantined as
+``empty``. A line longer than ``max_record_bytes`` is quarantined as ``oversized`` without being
+held in memory whole. Only regular files and standard input are read.
 
 Valid events go to stdout as JSON lines (timestamps ISO-8601 in UTC, null fields included, Kafka
 coordinates last). Quarantined records are summarised on stderr: the first few with their line
@@ -16,20 +19,22 @@ it cannot be read.
 from __future__ import annotations
 
 import argparse
+import os
+import stat
 import sys
 from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from logstream import schemas
 from logstream.config import Settings
+from logstream.errors import ConfigError
 from logstream.parsing import (
-    FORMATS,
     ParseOptions,
     parse_log_records,
     parse_user_events,
@@ -56,11 +61,13 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("file", metavar="FILE", type=Path, help="one record per line")
+    parser.add_argument(
+        "file", metavar="FILE", type=Path, help="one record per line; - for standard input"
+    )
     parser.add_argument(
         "--format",
-        choices=FORMATS,
-        help="record format (default: the parse_format setting, normally auto)",
+        help="a format, group or comma-separated list (e.g. nginx_main, json, auto; see README "
+        "'Bring your own logs'); default: the parse_format setting, normally auto",
     )
     parser.add_argument(
         "--kind",
@@ -72,8 +79,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "--received-at",
         type=_utc_datetime,
         metavar="ISO_TIME",
-        help="Kafka timestamp given to every line, e.g. 2024-01-15T12:00:00Z (default: now); "
-        "event times are checked against it",
+        help="Kafka timestamp given to every line, e.g. 2024-01-15T12:00:00Z; event times are "
+        "then checked against it as the stream checks them (default: not checked)",
     )
     parser.add_argument(
         "--service",
@@ -86,24 +93,27 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Parse ``args.file``; valid events to stdout, a summary to stderr. 0 if read, 2 if not."""
     path: Path = args.file
+    options = ParseOptions.from_settings(settings)
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return _fail(f"{path} does not exist; pass the path of a log file")
-    except IsADirectoryError:
-        return _fail(f"{path} is a directory; pass the path of a log file")
+        options = replace(
+            options,
+            format=args.format or options.format,
+            default_service=args.service or options.default_service,
+        )
+    except ConfigError as error:
+        return _fail(f"--format: {error}")
+    try:
+        if str(path) == "-":
+            lines, oversized = read_lines(sys.stdin.buffer, options.max_record_bytes)
+        else:
+            with _open_regular(path) as stream:
+                lines, oversized = read_lines(stream, options.max_record_bytes)
+    except _UnreadableError as error:
+        return _fail(str(error))
     except OSError as exc:
         return _fail(f"cannot read {path}: {exc.strerror or exc}")
 
-    options = ParseOptions.from_settings(settings)
-    options = replace(
-        options,
-        format=args.format or options.format,
-        default_service=args.service or options.default_service,
-    )
-    received_at = args.received_at or datetime.now(UTC)
-    lines = split_lines(data)
-
+    received_at = args.received_at
     started_here = SparkSession.getActiveSession() is None
     spark = _session(settings)
     try:
@@ -112,7 +122,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             schemas.KAFKA_RECORD,
         )
         parse = parse_log_records(options) if args.kind == "logs" else parse_user_events(options)
-        counts = _write(records.transform(parse))
+        counts = _write(records.transform(parse), oversized, options.max_record_bytes)
     finally:
         if started_here:
             spark.stop()
@@ -120,12 +130,76 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+class _UnreadableError(Exception):
+    """The path is not something ``logstream parse`` reads."""
+
+
+def _open_regular(path: Path) -> BinaryIO:
+    """``path`` opened for reading if it is a regular file (not a device, FIFO or folder)."""
+    try:
+        stream = open(path, "rb")  # noqa: SIM115 - returned to the caller's with block
+    except FileNotFoundError:
+        raise _UnreadableError(f"{path} does not exist; pass the path of a log file") from None
+    except IsADirectoryError:
+        raise _UnreadableError(f"{path} is a directory; pass the path of a log file") from None
+    if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
+        stream.close()
+        raise _UnreadableError(
+            f"{path} is not a regular file (a device, FIFO or socket); pass a log file, "
+            "or - to read standard input"
+        )
+    return stream
+
+
+_CHUNK = 1 << 20
+
+
+def read_lines(stream: BinaryIO, max_record_bytes: int) -> tuple[list[bytes], dict[int, int]]:
+    """The stream's records (lines split at ``\n`` without their ``\r\n``/``\n`` ending) and
+    the true length of each line cut short: a line longer than ``max_record_bytes`` keeps only
+    its first ``max_record_bytes + 1`` bytes (enough to be quarantined as oversized)."""
+    keep = max_record_bytes + 1
+    lines: list[bytes] = []
+    oversized: dict[int, int] = {}
+    current = bytearray()
+    length = 0  # the current line's true length
+    last = b""  # its last byte
+
+    def finish() -> None:
+        line = bytes(current)
+        if length == len(line):  # held whole
+            line = line.removesuffix(b"\r")
+        if length - (last == b"\r") > max_record_bytes:
+            oversized[len(lines)] = length - (last == b"\r")
+        lines.append(line)
+
+    while chunk := stream.read(_CHUNK):
+        start = 0
+        while True:
+            newline = chunk.find(b"\n", start)
+            piece = chunk[start:] if newline < 0 else chunk[start:newline]
+            length += len(piece)
+            last = piece[-1:] or last
+            room = keep - len(current)
+            if room > 0:
+                current += piece[:room]
+            if newline < 0:
+                break
+            finish()
+            current.clear()
+            length = 0
+            last = b""
+            start = newline + 1
+    if length or current:
+        finish()
+    return lines, oversized
+
+
 def split_lines(data: bytes) -> list[bytes]:
-    """The file's records: lines split at ``\\n`` without their ``\\r\\n``/``\\n`` ending."""
-    lines = data.split(b"\n")
-    if lines[-1] == b"":  # a final newline ends the last line; it does not start a new one
-        lines.pop()
-    return [line.removesuffix(b"\r") for line in lines]
+    """The records of ``data`` as :func:`read_lines` reads them from a file (no size cap)."""
+    import io
+
+    return read_lines(io.BytesIO(data), max(len(data), 1))[0]
 
 
 def _session(settings: Settings) -> SparkSession:
@@ -135,7 +209,9 @@ def _session(settings: Settings) -> SparkSession:
     return build_spark_session("logstream-parse", settings.replace(spark_master="local[*]"))
 
 
-def _write(parsed: DataFrame) -> Counter[str | None]:
+def _write(
+    parsed: DataFrame, oversized: dict[int, int], max_record_bytes: int
+) -> Counter[str | None]:
     """Print valid events as JSON lines and the first rejections; count rows by reason."""
     event_columns = valid_events(parsed).columns
     rows = parsed.select(
@@ -152,9 +228,15 @@ def _write(parsed: DataFrame) -> Counter[str | None]:
         if row.reason is None:
             sys.stdout.write(row.json + "\n")
         elif counts.total() - counts[None] <= EXAMPLES_SHOWN:
+            detail = row.detail
+            if row.kafka_offset in oversized:  # the record held only the line's beginning
+                detail = (
+                    f"the line is {oversized[row.kafka_offset]} bytes, more than "
+                    f"max_record_bytes={max_record_bytes}"
+                )
             print(
                 f"line {row.kafka_offset + 1} (offset {row.kafka_offset}): "
-                f"{row.reason}: {row.detail}",
+                f"{row.reason}: {_printable(detail)}",
                 file=sys.stderr,
             )
     sys.stdout.flush()
@@ -173,6 +255,17 @@ def _summarise(path: Path, total: int, counts: Counter[str | None]) -> None:
     known = [reason for reason in schemas.REASONS if reason in counts]
     for reason in [*known, *sorted(set(counts) - set(known))]:
         print(f"  {reason}: {counts[reason]}", file=sys.stderr)
+
+
+def _printable(text: str | None) -> str | None:
+    """``text`` with control characters escaped: log lines are attacker-controlled, and the
+    details quote them onto an operator's terminal."""
+    if text is None:
+        return None
+    return "".join(
+        char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+        for char in text
+    )
 
 
 def _utc_datetime(text: str) -> datetime:

@@ -2,13 +2,12 @@
 
 This is the stream's hot path, so every record is parsed exactly once and everything stays in the
 JVM: no Python UDFs, no actions, no I/O. It comes in two halves. The text-level half (decode and
-trim the payload, detect the format, read the JSON object or match the access-log line, split out
-the fields as text) is Java, ``jvm/logstream-spark`` (``LogTokens``, ``UserEventTokens``): one pass
-per record where Spark SQL needed a JSON map, a lookup per field and a dozen copies of each text,
-measured 2.8x faster (docs/BENCHMARKS.md, session 12). Typing and validation (timestamps,
-numbers, the checks and their messages) are the Spark SQL below, so they keep Spark's own
-semantics. The same transforms serve the
-streaming job, the batch replay, ``logstream parse`` and the tests::
+trim the payload, strip its envelope, pick its format, read the JSON object or match the
+access-log line, split out the fields as text) is Java, ``jvm/logstream-spark`` (``LogTokens``,
+``UserEventTokens``): one pass per record (docs/BENCHMARKS.md). Typing and validation
+(timestamps, numbers, the checks and their messages) are the Spark SQL below, so they keep
+Spark's own semantics. The same transforms serve the streaming job, the batch replay, the
+backfill, ``logstream parse`` and the tests::
 
     parsed = kafka_records.transform(parse_log_records(ParseOptions.from_settings(settings)))
     events = parsed.transform(valid_events)
@@ -19,53 +18,56 @@ How a record is read:
 * The payload is decoded as UTF-8 with invalid byte sequences replaced by U+FFFD; such records are
   kept (the replacement is visible in the text fields), not rejected. Payloads larger than
   ``max_record_bytes`` are rejected as ``oversized`` before they are decoded or parsed.
-* Auto-detection, per record, on the payload trimmed of ASCII whitespace: starting with ``{`` it
-  is JSON (``[`` too, which can then only be ``invalid_json``); otherwise it must match the
-  access-log pattern; otherwise it is ``unrecognized_format``. A forced ``json`` format rejects
-  everything else as ``invalid_json``; forced ``apache`` (Common or Combined, nothing appended)
-  and ``nginx`` (combined, optionally with ``$request_time``) reject the rest as
-  ``unrecognized_format``.
+* A container or syslog envelope (CRI/containerd, Docker json-file, RFC 3164/5424) is stripped
+  first; its metadata goes to ``extra["envelope.*"]`` and its time is the event time of a record
+  that has none. A CRI partial line is quarantined as ``partial_line``.
+* The record's formats (``logstream.formats``: the configured expression, or the one its Kafka
+  key or topic maps to) are tried in order: JSON field mappings on a payload that starts with
+  ``{`` (the first whose ``detect`` paths are present), compiled access-log formats on anything
+  else; the one that read it is ``source_format``. A payload that fits none is
+  ``unrecognized_format``; one that starts like JSON but is not exactly one JSON object (two
+  objects back to back included) is ``invalid_json``.
 * JSON is read once, as Spark's ``from_json`` would read it into a ``map<string,string>`` (same
-  Jackson settings, same rendering of non-string values): known keys become typed columns, unknown
-  keys stay in ``extra`` (nested objects and arrays as their JSON text; null when there are none).
-  A JSON ``null`` counts as a missing field. Because every value is read as text, ``"200"`` and
-  ``200`` are the same ``status_code``. Keys are case-sensitive; string values are kept verbatim.
-  A key given twice counts once: its first value for a known key, its last for ``extra`` (the
-  SQL parser before session 12 kept both entries in the map; readers saw the last one).
-* ``timestamp``: ISO-8601 text (without an offset it is read in the session time zone, UTC in
-  logstream sessions), or epoch seconds or milliseconds as a number or numeric text; values above
-  1e11 are milliseconds. Epoch microseconds are not recognised (``invalid_timestamp``).
-* Access logs are matched by one regular expression (Common, Combined, and Combined followed by
-  nginx's ``$request_time``, ``_ACCESS_LOG`` below, handed to the Java half); a line containing
-  U+0001 is never one (real access logs escape control characters). ``-`` for bytes, user,
-  referrer or user agent becomes null, as does an empty referrer or user agent; ``\\"`` and
-  ``\\\\`` inside quoted fields are unescaped (nginx's ``\\xXX`` escapes are kept as written).
-  A request line that is not ``METHOD PATH [PROTOCOL]`` (``-``, TLS garbage, a path with spaces)
-  keeps method, path and protocol null; ``message`` is always the request line. ``service`` is the
-  Kafka key when it is not blank, else ``default_service``; ``level`` follows the status.
+  Jackson settings, same rendering of non-string values): the mapped paths become typed columns,
+  the other keys stay in ``extra`` (nested objects and arrays as their JSON text; null when there
+  are none). A JSON ``null`` counts as missing. Because every value is read as text, ``"200"``
+  and ``200`` are the same ``status_code``. Keys are case-sensitive; string values are kept
+  verbatim. A key given twice counts once: its first value for a column, its last for ``extra``.
+* Event times: ISO-8601 text (without an offset it is read in the session time zone, UTC in
+  logstream sessions; ``+0900`` offsets and up to nine fraction digits accepted, cut to the
+  microsecond), or an epoch read by magnitude (below 1e11 seconds, 1e14 millis, 1e17 micros,
+  else nanos), or an access log's ``dd/MMM/yyyy:HH:mm:ss Z``; a format may give the unit.
+* Access-log fields: ``-`` becomes null, as does an empty referrer or user agent; ``\\"`` and
+  ``\\\\`` inside quoted fields are unescaped (nginx's ``\\xXX`` escapes are kept as written). A
+  request line that is not ``METHOD PATH [PROTOCOL]`` keeps method, path and protocol null;
+  ``message`` is always the request line; ``level`` follows the status. A line containing U+0001
+  is never an access log (real access logs escape control characters).
+* ``service`` is the record's own (JSON mapping), else its Kafka key, else the topic's
+  ``service_by_topic``, else ``default_service``: a record is never rejected for lacking one.
+  ``ip_address`` comes from the client and X-Forwarded-For fields by the trusted-proxy rule
+  (``trusted_proxies``; by default the first address of the list).
 
 Every input row yields exactly one output row. ``reason`` is null for a valid event and otherwise
-the first failed check of: empty, oversized, invalid_json / unrecognized_format,
+the first failed check of: empty, oversized, invalid_json / unrecognized_format / partial_line,
 missing_timestamp, invalid_timestamp, timestamp_out_of_range (skipped when the Kafka timestamp is
-null), missing_field, invalid_field; ``detail`` says which field and value. For rejected rows the
-event columns are best-effort leftovers of parsing: use :func:`valid_events` and
-:func:`rejected_records` rather than reading them.
+null, as for an archive), missing_field (user events), invalid_field; ``detail`` says which
+field and value. For rejected rows the event columns are best-effort leftovers of parsing: use
+:func:`valid_events` and :func:`rejected_records` rather than reading them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from logstream import schemas
+from logstream import formats, schemas
 from logstream.config import Settings
 from logstream.errors import ConfigError
-
-FORMATS = ("auto", "json", "apache", "nginx")
 
 #: Kafka source columns renamed on the way out (SPEC §3: every record keeps its coordinates).
 KAFKA_COLUMNS = {
@@ -78,49 +80,35 @@ KAFKA_COLUMNS = {
 _WHITESPACE = " \t\n\r\f\u000b"
 _ACCESS_TIME_FORMAT = "dd/MMM/yyyy:HH:mm:ss Z"
 _DETAIL_TIME_FORMAT = "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX"
-#: Epoch values above this are milliseconds (1e11 s is the year 5138; 1e11 ms is 1973).
-_EPOCH_MILLIS_ABOVE = 100_000_000_000
+#: An epoch's unit follows from its magnitude: below 1e11 seconds (1e11 s is the year 5138),
+#: then milliseconds (1e11 ms is 1973), microseconds and nanoseconds, each 1000x the last.
+_EPOCH_UNIT_STEPS = (100_000_000_000, 100_000_000_000_000, 100_000_000_000_000_000)
 #: Epoch seconds at or beyond this magnitude are not timestamps (they would overflow Spark's).
 _EPOCH_SECONDS_LIMIT = 100_000_000_000
 _NUMBER = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 _DETAIL_VALUE_CHARS = 80
 _MAX_INT = 2**31 - 1
 
-# -- the access-log pattern --------------------------------------------------------------------
-# A double-quoted field's body: any characters but `"` and `\`, or a backslash escape. Written as
-# an "unrolled loop" with possessive quantifiers so that Java's regex engine neither backtracks
-# nor recurses per character (an 8 KB URL would otherwise overflow its stack).
-_QUOTED_BODY = r'[^"\\]*+(?:\\.[^"\\]*+)*+'
-_PATH_BODY = r'[^"\\ ]*+(?:\\.[^"\\ ]*+)*+'
-# The request line, split into method, path and protocol when it has that shape; anything else
-# (`-`, binary garbage, a path with spaces) falls back to the plain quoted body.
-_REQUEST = rf"((?:([A-Z]+) ({_PATH_BODY})(?: (HTTP/[0-9.]+))?|{_QUOTED_BODY}))"
-_ACCESS_LOG = (
-    r"^(\S+) \S+ (\S+) \[([^\]]*)\] "  # 1 client, (identd), 2 user, 3 time
-    rf'"{_REQUEST}" '  # 4 request line, 5 method, 6 path, 7 protocol
-    r"([0-9]{3}) ([0-9]+|-)"  # 8 status, 9 bytes
-    rf'(?: ("{_QUOTED_BODY}") "({_QUOTED_BODY})"'  # 10 "referrer" (quotes kept), 11 user agent
-    r"(?: ([0-9]+(?:\.[0-9]+)?|-))?)?$"  # 12 nginx $request_time
-)
-
 
 @dataclass(frozen=True)
 class ParseOptions:
     """How records are parsed and what counts as valid (the parsing part of Settings)."""
 
-    format: str = "auto"  # auto | json | apache | nginx
+    format: str = "auto"  # a format expression (logstream.formats)
     max_record_bytes: int = 65_536
     raw_bytes_kept: int = 4_096
     timestamp_max_past_s: int = 7 * 86_400
     timestamp_max_future_s: int = 3_600
     default_service: str = "web"
+    auto_formats: str = ""
+    access_formats: Mapping[str, str] = field(default_factory=dict)
+    json_formats: Mapping[str, object] = field(default_factory=dict)
+    format_by_topic: Mapping[str, str] = field(default_factory=dict)
+    format_by_key: Mapping[str, str] = field(default_factory=dict)
+    service_by_topic: Mapping[str, str] = field(default_factory=dict)
+    trusted_proxies: str = ""
 
     def __post_init__(self) -> None:
-        if self.format not in FORMATS:
-            raise ConfigError(
-                f"parse format {self.format!r} must be one of {', '.join(FORMATS)}; "
-                "set LOGSTREAM_PARSE_FORMAT"
-            )
         minimums = {
             "max_record_bytes": 1,
             "raw_bytes_kept": 1,
@@ -138,6 +126,7 @@ class ParseOptions:
                 f"max_record_bytes={self.max_record_bytes} must be <= {_MAX_INT}; "
                 "set LOGSTREAM_MAX_RECORD_BYTES"
             )
+        self.spec()  # every format name and string resolves, or ConfigError now
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ParseOptions:
@@ -149,6 +138,27 @@ class ParseOptions:
             timestamp_max_past_s=settings.timestamp_max_past_s,
             timestamp_max_future_s=settings.timestamp_max_future_s,
             default_service=settings.default_service,
+            auto_formats=settings.auto_formats,
+            access_formats=settings.access_formats,
+            json_formats=settings.json_formats,
+            format_by_topic=settings.format_by_topic,
+            format_by_key=settings.format_by_key,
+            service_by_topic=settings.service_by_topic,
+            trusted_proxies=settings.trusted_proxies,
+        )
+
+    def spec(self) -> bytes:
+        """The JSON the Java tokenizer reads these options from (logstream.formats.parse_spec)."""
+        known = formats.catalog(self.access_formats, self.json_formats, self.auto_formats)
+        return formats.parse_spec(
+            known,
+            self.format,
+            max_record_bytes=self.max_record_bytes,
+            default_service=self.default_service,
+            format_by_topic=self.format_by_topic,
+            format_by_key=self.format_by_key,
+            service_by_topic=self.service_by_topic,
+            trusted_proxies=formats.trusted_proxy_list(self.trusted_proxies),
         )
 
 
@@ -163,16 +173,24 @@ def parse_log_records(options: ParseOptions) -> Callable[[DataFrame], DataFrame]
     """
 
     def transform(records: DataFrame) -> DataFrame:
-        arguments = [options.format, options.max_record_bytes, options.default_service, _ACCESS_LOG]
-        tokens = _tokens(records, LOG_TOKENS_FUNCTION, [F.col("value"), F.col("key")], arguments)
-        is_json, is_access = F.col("is_json"), F.col("is_access")
+        inputs = [
+            F.col("value"),
+            F.col("key"),
+            F.col("topic"),
+            F.unix_micros(F.col("timestamp")),
+        ]
+        tokens = _tokens(records, LOG_TOKENS_FUNCTION, inputs, [options.spec()])
+        is_access = F.col("is_access")
         events = (
             records.select(*_record_columns(), tokens.alias("tokens"))
             .select("*", "tokens.*")
             # typed fields
             .select(
                 "*",
-                F.when(is_access, F.try_to_timestamp("timestamp_text", F.lit(_ACCESS_TIME_FORMAT)))
+                F.when(
+                    F.col("time_layout") == "clf",
+                    F.try_to_timestamp("timestamp_text", F.lit(_ACCESS_TIME_FORMAT)),
+                )
                 .otherwise(_json_event_time(F.col("timestamp_text")))
                 .alias("event_time"),
                 _integer(F.col("status_text"), 3).cast("int").alias("status_code"),
@@ -187,13 +205,13 @@ def parse_log_records(options: ParseOptions) -> Callable[[DataFrame], DataFrame]
             )
         )
         problems = [
-            *_format_problems(options),
-            *_timestamp_problems(options),
+            *_payload_problems(options),
             (
-                is_json & _blank(F.col("service")),
-                "missing_field",
-                F.lit("required field 'service' is missing, null or blank"),
+                F.col("problem").isNotNull(),
+                F.col("problem"),
+                F.col("problem_detail"),
             ),
+            *_timestamp_problems(options),
             (
                 F.col("status_text").isNotNull()
                 & ~F.coalesce(F.col("status_code").between(100, 599), F.lit(False)),
@@ -234,7 +252,14 @@ def parse_user_events(options: ParseOptions) -> Callable[[DataFrame], DataFrame]
         tokens = _tokens(records, USER_EVENT_TOKENS_FUNCTION, [F.col("value")], arguments)
         events = (
             records.select(*_record_columns(), tokens.alias("tokens"))
-            .select("*", "tokens.*", F.lit(False).alias("is_access"))
+            .select(
+                "*",
+                "tokens.*",
+                *[
+                    F.lit(None).cast("string").alias(name)
+                    for name in ("time_layout", "source_format")
+                ],
+            )
             .select(
                 "*",
                 _json_event_time(F.col("timestamp_text")).alias("event_time"),
@@ -242,7 +267,8 @@ def parse_user_events(options: ParseOptions) -> Callable[[DataFrame], DataFrame]
             )
         )
         problems = [
-            *_format_problems(replace(options, format="json")),
+            *_payload_problems(options),
+            *_user_event_format_problems(),
             *_timestamp_problems(options),
             *[
                 (
@@ -287,10 +313,10 @@ def rejected_records(parsed: DataFrame) -> DataFrame:
 
 _REJECTION_COLUMNS = [field.name for field in schemas.REJECTION_FIELDS]
 _KAFKA_OUTPUT = list(KAFKA_COLUMNS.values())
-_EPOCH_TYPE = "decimal(38,6)"  # exact to the microsecond; anything non-numeric casts to null
+_EPOCH_TYPE = "decimal(38,9)"  # exact to the nanosecond; anything non-numeric casts to null
 
 #: (condition, reason code, detail); checked in order, the first true condition wins.
-Problem = tuple[Column, str, Column]
+Problem = tuple[Column, str | Column, Column]
 
 
 #: logstream's Java functions (``jvm/logstream-spark``), registered per session on first use.
@@ -302,15 +328,16 @@ _JAVA_CLASSES = {
 }
 _TEXT_FIELDS = [
     "level", "service", "message", "ip_address", "user_id", "request_id", "error_code",
-    "http_method", "path", "protocol", "referrer", "user_agent",
+    "http_method", "path", "protocol", "referrer", "user_agent", "vhost", "forwarded_for",
 ]  # fmt: skip
 _EXTRA = T.StructField("extra", T.MapType(T.StringType(), T.StringType()))
-#: What ``logstream_log_tokens(value, key, format, max_record_bytes, default_service, pattern)``
-#: returns, in its order (LogTokens.java).
+#: What ``logstream_log_tokens(value, key, topic, kafka_timestamp_micros, spec)`` returns, in its
+#: order (LogTokens.java).
 LOG_TOKENS = T.StructType(
     [
-        *[T.StructField(name, T.BooleanType()) for name in ("looks_json", "is_json", "is_access")],
-        T.StructField("blank", T.BooleanType()),
+        *[T.StructField(name, T.BooleanType()) for name in ("is_json", "is_access", "blank")],
+        T.StructField("problem", T.StringType()),
+        T.StructField("problem_detail", T.StringType()),
         *[T.StructField(name, T.StringType()) for name in _TEXT_FIELDS],
         _EXTRA,
         *[
@@ -318,6 +345,7 @@ LOG_TOKENS = T.StructType(
             for name in (
                 "source_format",
                 "timestamp_text",
+                "time_layout",
                 "status_text",
                 "response_time_text",
                 "bytes_text",
@@ -342,7 +370,7 @@ _TOKEN_TYPES = {LOG_TOKENS_FUNCTION: LOG_TOKENS, USER_EVENT_TOKENS_FUNCTION: USE
 
 
 def _tokens(
-    records: DataFrame, function: str, inputs: list[Column], options: list[str | int]
+    records: DataFrame, function: str, inputs: list[Column], options: list[str | int | bytes]
 ) -> Column:
     """A call of one of the Java tokenizers (registered in the frame's session if need be), the
     options as literal arguments. The call sits behind an optimizer barrier so that filters on
@@ -350,7 +378,10 @@ def _tokens(
     records.sparkSession.udf.registerJavaFunction(
         function, _JAVA_CLASSES[function], _TOKEN_TYPES[function]
     )
-    literals = [F.lit(option) for option in options]
+    literals = [
+        F.lit(bytearray(option)) if isinstance(option, bytes) else F.lit(option)
+        for option in options
+    ]
     return _optimizer_barrier(F.call_function(function, *inputs, *literals))
 
 
@@ -394,16 +425,25 @@ def _epoch(text: Column) -> Column:
 
 
 def _json_event_time(text: Column) -> Column:
-    """ISO-8601 text, or epoch seconds or millis (values above 1e11 are millis).
+    """ISO-8601 text, or an epoch in seconds, millis, micros or nanos by its magnitude.
 
-    ISO-8601 text without an offset is read in the session time zone (UTC in logstream sessions).
-    Epochs are exact decimals, so fractional seconds and millis do not pick up float error.
+    ISO-8601 text without an offset is read in the session time zone (UTC in logstream sessions);
+    offsets may be written without a colon (``+0900``) and fractions beyond microseconds are cut.
+    An epoch below 1e11 is seconds, below 1e14 millis, below 1e17 micros, else nanos; it is read
+    as an exact decimal and cut (not rounded) to the microsecond, as ISO-8601 fractions are.
     """
     epoch = _epoch(text)
-    seconds = F.when(epoch > _EPOCH_MILLIS_ABOVE, epoch / 1000).otherwise(epoch)
+    magnitude = F.abs(epoch)
+    millis, micros, nanos = _EPOCH_UNIT_STEPS
+    in_micros = F.floor(
+        F.when(magnitude < millis, epoch * 1_000_000)
+        .when(magnitude < micros, epoch * 1_000)
+        .when(magnitude < nanos, epoch)
+        .otherwise(epoch * F.lit(Decimal("0.001")))
+    ).try_cast("long")
     return F.when(
         epoch.isNotNull(),
-        F.when(F.abs(seconds) < _EPOCH_SECONDS_LIMIT, F.timestamp_seconds(seconds)),
+        F.when(F.abs(in_micros) < _EPOCH_SECONDS_LIMIT * 1_000_000, F.timestamp_micros(in_micros)),
     ).otherwise(text.try_cast("timestamp"))
 
 
@@ -420,40 +460,8 @@ def _detail(prefix: str, value: Column, suffix: str) -> Column:
     return F.concat(F.lit(f"{prefix}'"), shown, F.lit(f"'{suffix}"))
 
 
-def _format_problems(options: ParseOptions) -> list[Problem]:
-    """Null, empty and oversized payloads, and payloads not in an accepted format."""
-    looks_json, is_json, is_access = F.col("looks_json"), F.col("is_json"), F.col("is_access")
-    not_json_object = F.lit("the payload starts like JSON but is not a valid JSON object")
-    if options.format == "json":
-        unparsed: list[Problem] = [
-            (looks_json & ~is_json, "invalid_json", not_json_object),
-            (
-                ~is_json,
-                "invalid_json",
-                F.lit("the payload is expected to be JSON but does not start with '{'"),
-            ),
-        ]
-    elif options.format in ("apache", "nginx"):
-        expected = {
-            "apache": "an Apache Common or Combined Log Format line",
-            "nginx": "an nginx combined log line (optionally with $request_time)",
-        }[options.format]
-        unparsed = [
-            (
-                ~is_access,
-                "unrecognized_format",
-                F.lit(f"parse format is {options.format} but the payload is not {expected}"),
-            )
-        ]
-    else:
-        unparsed = [
-            (looks_json & ~is_json, "invalid_json", not_json_object),
-            (
-                ~is_json & ~is_access,
-                "unrecognized_format",
-                F.lit("the payload is neither a JSON object nor an Apache/nginx access log line"),
-            ),
-        ]
+def _payload_problems(options: ParseOptions) -> list[Problem]:
+    """Null, empty, oversized and blank payloads."""
     return [
         (
             F.col("payload_bytes").isNull(),
@@ -471,7 +479,23 @@ def _format_problems(options: ParseOptions) -> list[Problem]:
             ),
         ),
         (F.col("blank"), "empty", F.lit("the payload is only whitespace")),
-        *unparsed,
+    ]
+
+
+def _user_event_format_problems() -> list[Problem]:
+    """A user event must be a JSON object."""
+    looks_json, is_json = F.col("looks_json"), F.col("is_json")
+    return [
+        (
+            looks_json & ~is_json,
+            "invalid_json",
+            F.lit("the payload starts like JSON but is not a valid JSON object"),
+        ),
+        (
+            ~is_json,
+            "invalid_json",
+            F.lit("the payload is expected to be JSON but does not start with '{'"),
+        ),
     ]
 
 
@@ -493,19 +517,27 @@ def _timestamp_problems(options: ParseOptions) -> list[Problem]:
         (
             F.col("timestamp_text").isNull(),
             "missing_timestamp",
-            F.lit("field 'timestamp' is missing or null"),
+            F.when(
+                F.col("source_format").isNull(), F.lit("field 'timestamp' is missing or null")
+            ).otherwise(
+                F.concat(
+                    F.lit("no event time: the record has none of the timestamp fields of format "),
+                    F.col("source_format"),
+                    F.lit(" (map yours with the json_formats setting)"),
+                )
+            ),
         ),
         (
             event_time.isNull(),
             "invalid_timestamp",
             F.when(
-                F.col("is_access"),
+                F.col("time_layout") == "clf",
                 _detail("time ", F.col("timestamp_text"), " is not dd/MMM/yyyy:HH:mm:ss Z"),
             ).otherwise(
                 _detail(
                     "timestamp ",
                     F.col("timestamp_text"),
-                    " is neither ISO-8601 nor epoch seconds/millis",
+                    " is neither ISO-8601 nor an epoch in s/ms/us/ns",
                 )
             ),
         ),
@@ -535,7 +567,8 @@ def _with_verdict(
     """
     verdict: Column | None = None
     for condition, code, text in problems:
-        outcome = F.struct(F.lit(code).alias("reason"), text.alias("detail"))
+        reason = F.lit(code) if isinstance(code, str) else code
+        outcome = F.struct(reason.alias("reason"), text.alias("detail"))
         verdict = (
             F.when(condition, outcome) if verdict is None else verdict.when(condition, outcome)
         )

@@ -48,8 +48,11 @@ LOG_EVENT_FIELDS = [
     T.StructField("bytes_sent", T.LongType()),
     T.StructField("referrer", T.StringType()),
     T.StructField("user_agent", T.StringType()),
-    T.StructField("extra", T.MapType(T.StringType(), T.StringType())),  # unknown JSON fields
-    T.StructField("source_format", T.StringType()),  # "json" | "access"
+    T.StructField("vhost", T.StringType()),  # the virtual host served ($host, %v)
+    T.StructField("forwarded_for", T.StringType()),  # the X-Forwarded-For list, whole
+    # fields no column takes (JSON keys, access-log variables) and envelope metadata (envelope.*)
+    T.StructField("extra", T.MapType(T.StringType(), T.StringType())),
+    T.StructField("source_format", T.StringType()),  # the format that read it (logstream.formats)
 ]
 
 #: Quarantine fields produced by parsing for a rejected record (null for valid records).
@@ -90,12 +93,13 @@ QUARANTINE = T.StructType(
 REASONS = {
     "empty": "the payload is empty or only whitespace",
     "oversized": "the payload is larger than max_record_bytes",
-    "invalid_json": "the payload starts like JSON but is not a JSON object",
-    "unrecognized_format": "neither a JSON object nor an Apache/nginx access log line",
+    "invalid_json": "the payload starts like JSON but is not exactly one JSON object",
+    "unrecognized_format": "neither a JSON object nor a line in any access-log format tried",
+    "partial_line": "a CRI partial line (tag P): a container runtime split a long line",
     "missing_timestamp": "no timestamp field",
-    "invalid_timestamp": "the timestamp is neither ISO-8601 nor epoch seconds/millis",
+    "invalid_timestamp": "the timestamp is neither ISO-8601 nor an epoch in s/ms/us/ns",
     "timestamp_out_of_range": "the timestamp is too far before or after the Kafka timestamp",
-    "missing_field": "a required field (service, or action/user_id for user events) is missing",
+    "missing_field": "a required field (action or user_id of a user event) is missing",
     "invalid_field": "a field has the wrong type or an impossible value",
 }
 

@@ -70,8 +70,10 @@ def test_valid_events_as_json_lines_and_summary_on_stderr(spark, settings, log_f
             "bytes_sent": None,
             "referrer": None,
             "user_agent": None,
+            "vhost": None,
+            "forwarded_for": None,
             "extra": {"tenant": "t1"},
-            "source_format": "json",
+            "source_format": "logstream",
             "kafka_topic": "file",
             "kafka_partition": 0,
             "kafka_offset": 0,
@@ -95,21 +97,49 @@ def test_valid_events_as_json_lines_and_summary_on_stderr(spark, settings, log_f
             "bytes_sent": None,
             "referrer": None,
             "user_agent": "curl/8",
+            "vhost": None,
+            "forwarded_for": None,
             "extra": None,
-            "source_format": "access",
+            "source_format": "nginx_request_time",
             "kafka_topic": "file",
             "kafka_partition": 0,
             "kafka_offset": 2,
             "kafka_timestamp": "2024-01-15T12:00:00.000000Z",
         },
+        {  # no service field: the default service (SPEC §3), never a quarantine
+            "event_id": "file:0:5",
+            "event_time": "2024-01-15T10:30:00.000000Z",
+            "level": None,
+            "service": "web",
+            "message": None,
+            "ip_address": None,
+            "user_id": None,
+            "request_id": None,
+            "response_time": None,
+            "status_code": None,
+            "error_code": None,
+            "http_method": None,
+            "path": None,
+            "protocol": None,
+            "bytes_sent": None,
+            "referrer": None,
+            "user_agent": None,
+            "vhost": None,
+            "forwarded_for": None,
+            "extra": None,
+            "source_format": "logstream",
+            "kafka_topic": "file",
+            "kafka_partition": 0,
+            "kafka_offset": 5,
+            "kafka_timestamp": "2024-01-15T12:00:00.000000Z",
+        },
     ]
-    assert f"{log_file}: 7 records, 2 parsed, 5 quarantined" in err
+    assert f"{log_file}: 7 records, 3 parsed, 4 quarantined" in err
     summary = err[err.index("7 records") :].splitlines()[1:]
     assert summary == [
         "  empty: 2",
         "  invalid_json: 1",
         "  unrecognized_format: 1",
-        "  missing_field: 1",
     ]
     assert "line 2 (offset 1): empty: the payload is empty" in err
     assert "line 4 (offset 3): invalid_json: " in err
@@ -226,3 +256,61 @@ def test_bad_received_at_is_a_usage_error(settings, tmp_path, capsys):
 )
 def test_split_lines(data, lines):
     assert parse_cli.split_lines(data) == lines
+
+
+def test_an_archive_is_not_judged_against_the_wall_clock(spark, settings, tmp_path, capsys):
+    path = tmp_path / "access-2015.log"
+    path.write_bytes(
+        b'83.149.9.216 - - [17/May/2015:10:05:03 +0000] "GET /presentations/ HTTP/1.1" 200 7697 '
+        b'"-" "Mozilla/5.0"\n'
+    )
+    assert run_parse(settings, str(path)) == 0
+    out, err = capsys.readouterr()
+    [event] = [json.loads(line) for line in out.splitlines()]
+    assert (event["event_time"], event["kafka_timestamp"]) == ("2015-05-17T10:05:03.000000Z", None)
+    assert "1 records, 1 parsed, 0 quarantined" in err
+
+
+def test_device_files_are_refused(settings, capsys):
+    assert run_parse(settings, "/dev/zero") == 2
+    assert "/dev/zero is not a regular file" in capsys.readouterr().err
+
+
+def test_standard_input(spark, settings, capsys, monkeypatch):
+    import io
+
+    line = b'{"timestamp": "2024-01-15T10:30:00Z", "service": "api"}\n'
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(line)))
+    assert run_parse(settings, "-") == 0
+    out, err = capsys.readouterr()
+    assert [json.loads(row)["service"] for row in out.splitlines()] == ["api"]
+    assert "-: 1 records, 1 parsed, 0 quarantined" in err
+
+
+def test_a_long_line_is_oversized_without_being_held_whole(spark, settings, tmp_path, capsys):
+    path = tmp_path / "long.log"
+    path.write_bytes(b"x" * 300_000 + b"\n" + b'{"timestamp": 1705314600, "service": "a"}\n')
+    assert run_parse(settings.replace(max_record_bytes=1000), str(path)) == 0
+    out, err = capsys.readouterr()
+    assert len(out.splitlines()) == 1
+    assert (
+        "line 1 (offset 0): oversized: the line is 300000 bytes, more than max_record_bytes=1000"
+        in err
+    )
+
+
+def test_read_lines_caps_what_it_keeps():
+    import io
+
+    lines, oversized = parse_cli.read_lines(io.BytesIO(b"abcdef\r\nab\r\nabcdefgh"), 4)
+    assert lines == [b"abcde", b"ab", b"abcde"]  # max_record_bytes + 1 bytes of a long line
+    assert oversized == {0: 6, 2: 8}
+
+
+def test_control_characters_in_details_are_escaped(spark, settings, tmp_path, capsys):
+    path = tmp_path / "hostile.log"
+    path.write_bytes(b'1.2.3.4 - - [\x1b[31m] "GET / HTTP/1.1" 200 1\n')
+    assert run_parse(settings, str(path)) == 0
+    err = capsys.readouterr().err
+    assert "\x1b" not in err
+    assert "invalid_timestamp: time '\\x1b[31m' is not dd/MMM/yyyy:HH:mm:ss Z" in err

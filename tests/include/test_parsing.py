@@ -53,11 +53,19 @@ def js(**fields: Any) -> bytes:
 
 
 def json_event(**fields: Any) -> dict[str, Any]:
-    return {"source_format": "json", **fields}
+    return {"source_format": "logstream", **fields}
 
 
-def access_event(**fields: Any) -> dict[str, Any]:
-    return {"source_format": "access", "service": "web", **fields}
+def access_event(source_format: str = "combined", **fields: Any) -> dict[str, Any]:
+    return {"source_format": source_format, "service": "web", **fields}
+
+
+#: The access-log presets auto tries, in order (cheapest first, the catch-all last), as the README
+#: "Bring your own logs" lists them.
+AUTO_ACCESS_FORMATS = (
+    "apache_common, combined, nginx_request_time, nginx_main, nginx_timed, "
+    "apache_vhost_combined, apache_combinedio, traefik, ingress_nginx, combined_trailing"
+)
 
 
 def rejected(reason: str, detail: str | None = None, **more: Any) -> dict[str, Any]:
@@ -253,21 +261,33 @@ JSON_CASES = [
         b'\xef\xbb\xbf{"timestamp": "2024-01-15T10:30:00Z", "service": "api"}',
         rejected(
             "unrecognized_format",
-            "the payload is neither a JSON object nor an Apache/nginx access log line",
+            "the payload is neither a JSON object nor a line in any access-log format tried "
+            f"({AUTO_ACCESS_FORMATS})",
         ),
     ),
     Case(
         # the pattern's `$` also matches before a final line terminator (Java regex); what
         # follows the match is kept, as the last group, and checked as nginx's $request_time
+        # U+0085 is a line terminator to Java's "$"; a format must match the whole line
         "an access line ending in U+0085 (NEL)",
         b'10.0.0.1 - - [15/Jan/2024:10:30:00 +0000] "GET /a HTTP/1.1" 200 12 "-" "ua"'
         + "\u0085".encode(),
-        rejected("invalid_field", "response_time '\u0085' is not a non-negative number of seconds"),
+        rejected("unrecognized_format"),
     ),
     Case(
-        "anything after the object's closing brace is ignored, as by Spark's reader",
+        "anything after the object's closing brace is quarantined, never dropped",
         b'{"timestamp": "2024-01-15T10:30:00Z", "service": "api"} trailing }',
-        json_event(event_time=T0_UTC, service="api"),
+        rejected(
+            "invalid_json",
+            "the payload is a JSON object followed by more content (two records on one line?); "
+            "one record per Kafka message",
+        ),
+    ),
+    Case(
+        "two JSON objects back to back: quarantined, not half-read",
+        b'{"timestamp": "2024-01-15T10:30:00Z", "service": "api"}'
+        b'{"timestamp": "2024-01-15T10:31:00Z", "service": "api"}',
+        rejected("invalid_json"),
     ),
     Case(
         "numeric strings for typed fields, HTTP fields given in JSON",
@@ -333,16 +353,30 @@ JSON_CASES = [
     ),
     # -- rejections
     Case(
-        "missing service",
+        # no service field: the Kafka key, else the topic's default, else default_service
+        "missing service falls back to the default service",
         js(timestamp=T0, message="x"),
-        rejected("missing_field", "required field 'service' is missing, null or blank"),
+        json_event(event_time=T0_UTC, service="web", message="x"),
     ),
-    Case("null service", js(timestamp=T0, service=None), rejected("missing_field")),
-    Case("blank service", js(timestamp=T0, service="  "), rejected("missing_field")),
+    Case(
+        "null service falls back to the Kafka key",
+        js(timestamp=T0, service=None),
+        json_event(event_time=T0_UTC, service="checkout"),
+        key=b"checkout",
+    ),
+    Case(
+        "blank service falls back to the default service",
+        js(timestamp=T0, service="  "),
+        json_event(event_time=T0_UTC, service="web"),
+    ),
     Case(
         "missing timestamp",
         js(service="api"),
-        rejected("missing_timestamp", "field 'timestamp' is missing or null"),
+        rejected(
+            "missing_timestamp",
+            "no event time: the record has none of the timestamp fields of format logstream "
+            "(map yours with the json_formats setting)",
+        ),
     ),
     Case("null timestamp", js(timestamp=None, service="api"), rejected("missing_timestamp")),
     Case(
@@ -350,10 +384,37 @@ JSON_CASES = [
         js(timestamp="yesterday", service="api"),
         rejected(
             "invalid_timestamp",
-            "timestamp 'yesterday' is neither ISO-8601 nor epoch seconds/millis",
+            "timestamp 'yesterday' is neither ISO-8601 nor an epoch in s/ms/us/ns",
         ),
     ),
     Case("boolean timestamp", js(timestamp=True, service="api"), rejected("invalid_timestamp")),
+    Case(
+        # 1705314600 s = 2024-01-15T10:30:00Z; the unit follows from the magnitude (README)
+        "epoch microseconds",
+        js(timestamp=1705314600123456, service="api"),
+        json_event(event_time="2024-01-15 10:30:00.123456", service="api"),
+    ),
+    Case(
+        "epoch nanoseconds as text are cut, not rounded, to the microsecond",
+        js(timestamp="1705314600123456789", service="api"),
+        json_event(event_time="2024-01-15 10:30:00.123456", service="api"),
+    ),
+    Case(
+        # as text: a JSON number is a double, which has no nine fraction digits at this size
+        "epoch seconds with nine fraction digits are cut to the microsecond",
+        b'{"timestamp": "1705314600.123456999", "service": "api"}',
+        json_event(event_time="2024-01-15 10:30:00.123456", service="api"),
+    ),
+    Case(
+        "ISO-8601 with an offset without a colon and nanoseconds",
+        js(timestamp="2024-01-15T19:30:00.123456789+0900", service="api"),
+        json_event(event_time="2024-01-15 10:30:00.123456", service="api"),
+    ),
+    Case(
+        "ISO-8601 with a decimal comma (log4j, Python logging)",
+        js(timestamp="2024-01-15 10:30:00,250", service="api"),
+        json_event(event_time="2024-01-15 10:30:00.250000", service="api"),
+    ),
     Case(
         "epoch beyond any plausible date",
         b'{"timestamp": 1e20, "service": "api"}',
@@ -426,7 +487,8 @@ JSON_CASES = [
         b"hello world",
         rejected(
             "unrecognized_format",
-            "the payload is neither a JSON object nor an Apache/nginx access log line",
+            "the payload is neither a JSON object nor a line in any access-log format tried "
+            f"({AUTO_ACCESS_FORMATS})",
         ),
     ),
     Case(
@@ -466,6 +528,7 @@ ACCESS_CASES = [
         "Apache Common Log Format",
         b'127.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] "GET /apache_pb.gif HTTP/1.0" 200 2326',
         access_event(
+            "apache_common",
             event_time="2000-10-10 20:55:36.000000",
             level="INFO",
             message="GET /apache_pb.gif HTTP/1.0",
@@ -504,6 +567,7 @@ ACCESS_CASES = [
         b'203.0.113.9 - - [15/Jan/2024:11:59:58 +0000] "POST /api/orders?id=7 HTTP/2.0" 503 0 '
         b'"-" "curl/8.5.0" 1.234',
         access_event(
+            "nginx_request_time",
             event_time="2024-01-15 11:59:58.000000",
             level="ERROR",
             service="shop-frontend",
@@ -599,6 +663,7 @@ ACCESS_CASES = [
         "HTTP/0.9 request without protocol",
         b'10.0.0.6 - - [15/Jan/2024:11:00:00 +0000] "GET /" 200 10',
         access_event(
+            "apache_common",
             event_time="2024-01-15 11:00:00.000000",
             level="INFO",
             message="GET /",
@@ -643,9 +708,21 @@ ACCESS_CASES = [
         rejected("timestamp_out_of_range"),
     ),
     Case(
-        "access log with unknown trailing fields",
+        "access log with unknown trailing fields: the combined_trailing catch-all",
         b'10.0.0.1 - - [15/Jan/2024:11:00:00 +0000] "GET / HTTP/1.1" 200 10 "-" "-" 0.1 "x"',
-        rejected("unrecognized_format"),
+        access_event(
+            "combined_trailing",
+            event_time="2024-01-15 11:00:00.000000",
+            level="INFO",
+            message="GET / HTTP/1.1",
+            ip_address="10.0.0.1",
+            status_code=200,
+            http_method="GET",
+            path="/",
+            protocol="HTTP/1.1",
+            bytes_sent=10,
+            extra={"trailing": '0.1 "x"'},
+        ),
     ),
 ]
 
@@ -694,12 +771,18 @@ COMMON_LINE = b'10.0.0.1 - - [15/Jan/2024:11:00:00 +0000] "GET / HTTP/1.1" 200 1
 COMBINED_LINE = COMMON_LINE + b' "-" "curl/8"'
 NGINX_LINE = COMBINED_LINE + b" 0.050"
 NOT_JSON = "the payload is expected to be JSON but does not start with '{'"
-NOT_APACHE = (
-    "parse format is apache but the payload is not an Apache Common or Combined Log Format line"
+#: The access-log presets in the order auto tries them (README "Bring your own logs").
+APACHE_FORMATS = "apache_common, combined, apache_vhost_combined, apache_combinedio"
+NGINX_FORMATS = "combined, nginx_request_time, nginx_main, nginx_timed, ingress_nginx"
+NOT_APACHE = f"the payload is not a line in any of the access-log formats tried ({APACHE_FORMATS})"
+NOT_NGINX = f"the payload is not a line in any of the access-log formats tried ({NGINX_FORMATS})"
+JSON_FOR_APACHE = (
+    "the payload starts like JSON but only access-log formats are configured for it "
+    f"({APACHE_FORMATS})"
 )
-NOT_NGINX = (
-    "parse format is nginx but the payload is not an nginx combined log line "
-    "(optionally with $request_time)"
+JSON_FOR_NGINX = (
+    "the payload starts like JSON but only access-log formats are configured for it "
+    f"({NGINX_FORMATS})"
 )
 FORMAT_INPUTS = {
     "json": JSON_LINE,
@@ -712,7 +795,7 @@ FORMAT_INPUTS = {
 #: forced format -> input -> None (valid, with that source_format) or (reason, detail)
 FORCED_EXPECTATIONS: dict[str, dict[str, tuple[str, str | None] | str]] = {
     "json": {
-        "json": "json",
+        "json": "logstream",
         "common": ("invalid_json", NOT_JSON),
         "combined": ("invalid_json", NOT_JSON),
         "nginx": ("invalid_json", NOT_JSON),
@@ -723,20 +806,37 @@ FORCED_EXPECTATIONS: dict[str, dict[str, tuple[str, str | None] | str]] = {
         ),
     },
     "apache": {
-        "json": ("unrecognized_format", NOT_APACHE),
-        "common": "access",
-        "combined": "access",
+        "json": ("unrecognized_format", JSON_FOR_APACHE),
+        "common": "apache_common",
+        "combined": "combined",
         "nginx": ("unrecognized_format", NOT_APACHE),
         "garbage": ("unrecognized_format", NOT_APACHE),
-        "array": ("unrecognized_format", NOT_APACHE),
+        "array": ("unrecognized_format", JSON_FOR_APACHE),
     },
     "nginx": {
-        "json": ("unrecognized_format", NOT_NGINX),
+        "json": ("unrecognized_format", JSON_FOR_NGINX),
         "common": ("unrecognized_format", NOT_NGINX),
-        "combined": "access",
-        "nginx": "access",
+        "combined": "combined",
+        "nginx": "nginx_request_time",
         "garbage": ("unrecognized_format", NOT_NGINX),
-        "array": ("unrecognized_format", NOT_NGINX),
+        "array": ("unrecognized_format", JSON_FOR_NGINX),
+    },
+    "nginx_main": {
+        "json": ("unrecognized_format", JSON_FOR_NGINX.replace(NGINX_FORMATS, "nginx_main")),
+        "common": ("unrecognized_format", NOT_NGINX.replace(NGINX_FORMATS, "nginx_main")),
+        "combined": ("unrecognized_format", NOT_NGINX.replace(NGINX_FORMATS, "nginx_main")),
+        "nginx": ("unrecognized_format", NOT_NGINX.replace(NGINX_FORMATS, "nginx_main")),
+        "garbage": ("unrecognized_format", NOT_NGINX.replace(NGINX_FORMATS, "nginx_main")),
+        "array": ("unrecognized_format", JSON_FOR_NGINX.replace(NGINX_FORMATS, "nginx_main")),
+    },
+    "ecs,apache_common": {
+        # no ECS @timestamp, and logstream's mapping is not listed: read as ECS, which finds none
+        "json": ("missing_timestamp", None),
+        "common": "apache_common",
+        "combined": ("unrecognized_format", None),
+        "nginx": ("unrecognized_format", None),
+        "garbage": ("unrecognized_format", None),
+        "array": ("invalid_json", "the payload starts like JSON but is not a valid JSON object"),
     },
 }
 
@@ -798,6 +898,7 @@ TIGHT_CASES = [
         "access log takes the configured default service",
         b'1.2.3.4 - - [15/Jan/2024:12:00:00 +0000] "GET / HTTP/1.1" 200 1',
         access_event(
+            "apache_common",
             event_time="2024-01-15 12:00:00.000000",
             level="INFO",
             service="edge",
@@ -834,6 +935,8 @@ def test_forced_format(option_results, forced: str, payload: str):
     if isinstance(expected, str):
         assert (row["reason"], row["source_format"]) == (None, expected)
         assert row["event_time"] is not None
+    elif expected[1] is None:
+        assert row["reason"] == expected[0]
     else:
         assert (row["reason"], row["detail"]) == expected
 
@@ -1006,7 +1109,23 @@ def test_parse_options_from_settings():
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"format": "xml"}, "parse format 'xml' must be one of auto, json, apache, nginx"),
+        ({"format": "xml"}, "parse_format: unknown log format 'xml'; known formats and groups: "),
+        ({"format": "nginx_main,xml"}, "unknown log format 'xml'"),
+        ({"format": " , "}, "parse_format names no log format"),
+        ({"trusted_proxies": "10.0.0.0/33"}, "trusted_proxies: '10.0.0.0/33' is not an IP"),
+        ({"access_formats": {"mine": "%h %Z"}}, "access_formats.mine: Apache LogFormat directive"),
+        (
+            {"access_formats": {"mine": "$remote_addr$remote_user"}},
+            "two variables with nothing between them",
+        ),
+        ({"access_formats": {"combined": "$remote_addr -"}}, "is the name of a built-in format"),
+        ({"json_formats": {"mine": {"level": ["lvl"]}}}, "must map timestamp"),
+        ({"json_formats": {"mine": {"timestamp": "t", "colour": ["c"]}}}, "unknown column"),
+        (
+            {"json_formats": {"mine": {"timestamp": "t", "timestamp_unit": "fortnights"}}},
+            "timestamp_unit='fortnights' must be one of",
+        ),
+        ({"format_by_topic": {"edge": "nginx_mian"}}, "format_by_topic.edge: unknown log format"),
         ({"max_record_bytes": 0}, "max_record_bytes=0 must be >= 1"),
         ({"timestamp_max_past_s": -1}, "timestamp_max_past_s=-1 must be >= 0"),
         ({"max_record_bytes": 2**31}, "max_record_bytes=2147483648 must be <= 2147483647"),

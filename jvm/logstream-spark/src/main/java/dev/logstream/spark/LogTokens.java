@@ -1,106 +1,92 @@
 package dev.logstream.spark;
 
 import java.util.Arrays;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Set;
 import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.RowFactory;
-import org.apache.spark.sql.api.java.UDF6;
+import org.apache.spark.sql.api.java.UDF5;
 
 /**
  * The text-level half of parsing a log record (SPEC §3), one pass per record: decode and trim the
- * payload, detect its format, read the JSON object or match the access-log line, and return the
- * fields as text. Typing and validation stay in Spark SQL (logstream.parsing), which calls this
- * as {@code logstream_log_tokens(value, key, format, max_record_bytes, default_service,
- * access_log_pattern)}; the output fields are logstream.parsing.LOG_TOKENS, in this order:
+ * payload, strip its envelope ({@link Envelopes}), then read it with the first of its candidate
+ * formats that fits (JSON field mappings for a JSON object, compiled access-log formats for a
+ * line), and return the fields as text. Typing and validation stay in Spark SQL
+ * (logstream.parsing), which calls this as {@code logstream_log_tokens(value, key, topic,
+ * kafka_timestamp_micros, spec)}, {@code spec} being the JSON of logstream.formats.parse_spec (read
+ * once per task). The output fields are logstream.parsing.LOG_TOKENS, in this order:
  *
  * <pre>
- * looks_json, is_json, is_access, blank, level, service, message, ip_address, user_id,
- * request_id, error_code, http_method, path, protocol, referrer, user_agent, extra,
- * source_format, timestamp_text, status_text, response_time_text, bytes_text
+ * is_json, is_access, blank, problem, problem_detail, level, service, message, ip_address,
+ * user_id, request_id, error_code, http_method, path, protocol, referrer, user_agent, vhost,
+ * forwarded_for, extra, source_format, timestamp_text, time_layout, status_text,
+ * response_time_text, bytes_text
  * </pre>
  *
- * A null, empty or oversized payload yields false flags and null fields (logstream.parsing
- * rejects it from the Kafka value itself).
+ * {@code problem} is a quarantine reason found at this level (invalid_json, unrecognized_format,
+ * partial_line) with its detail. A null, empty or oversized payload yields false flags and null
+ * fields (logstream.parsing rejects it from the Kafka value itself).
  */
-public final class LogTokens
-    implements UDF6<byte[], byte[], String, Integer, String, String, Row> {
+public final class LogTokens implements UDF5<byte[], byte[], String, Long, byte[], Row> {
   private static final long serialVersionUID = 1L;
 
-  static final int LOOKS_JSON = 0;
-  static final int IS_JSON = 1;
-  static final int IS_ACCESS = 2;
-  static final int BLANK = 3;
-  static final int LEVEL = 4;
-  static final int SERVICE = 5;
-  static final int MESSAGE = 6;
-  static final int IP_ADDRESS = 7;
-  static final int USER_ID = 8;
-  static final int REQUEST_ID = 9;
-  static final int ERROR_CODE = 10;
-  static final int HTTP_METHOD = 11;
-  static final int PATH = 12;
-  static final int PROTOCOL = 13;
-  static final int REFERRER = 14;
-  static final int USER_AGENT = 15;
-  static final int EXTRA = 16;
-  static final int SOURCE_FORMAT = 17;
-  static final int TIMESTAMP_TEXT = 18;
-  static final int STATUS_TEXT = 19;
-  static final int RESPONSE_TIME_TEXT = 20;
-  static final int BYTES_TEXT = 21;
-  static final int WIDTH = 22;
+  static final int IS_JSON = 0;
+  static final int IS_ACCESS = 1;
+  static final int BLANK = 2;
+  static final int PROBLEM = 3;
+  static final int PROBLEM_DETAIL = 4;
+  static final int LEVEL = 5;
+  static final int SERVICE = 6;
+  static final int MESSAGE = 7;
+  static final int IP_ADDRESS = 8;
+  static final int USER_ID = 9;
+  static final int REQUEST_ID = 10;
+  static final int ERROR_CODE = 11;
+  static final int HTTP_METHOD = 12;
+  static final int PATH = 13;
+  static final int PROTOCOL = 14;
+  static final int REFERRER = 15;
+  static final int USER_AGENT = 16;
+  static final int VHOST = 17;
+  static final int FORWARDED_FOR = 18;
+  static final int EXTRA = 19;
+  static final int SOURCE_FORMAT = 20;
+  static final int TIMESTAMP_TEXT = 21;
+  static final int TIME_LAYOUT = 22;
+  static final int STATUS_TEXT = 23;
+  static final int RESPONSE_TIME_TEXT = 24;
+  static final int BYTES_TEXT = 25;
+  static final int WIDTH = 26;
 
-  /** The JSON keys that become fields; any other key goes to {@code extra}. */
-  private static final Records.JsonFields JSON_FIELDS =
-      new Records.JsonFields(
-          Map.ofEntries(
-              Map.entry("level", LEVEL),
-              Map.entry("service", SERVICE),
-              Map.entry("message", MESSAGE),
-              Map.entry("ip_address", IP_ADDRESS),
-              Map.entry("user_id", USER_ID),
-              Map.entry("request_id", REQUEST_ID),
-              Map.entry("error_code", ERROR_CODE),
-              Map.entry("http_method", HTTP_METHOD),
-              Map.entry("path", PATH),
-              Map.entry("protocol", PROTOCOL),
-              Map.entry("referrer", REFERRER),
-              Map.entry("user_agent", USER_AGENT),
-              Map.entry("timestamp", TIMESTAMP_TEXT),
-              Map.entry("status_code", STATUS_TEXT),
-              Map.entry("response_time", RESPONSE_TIME_TEXT),
-              Map.entry("bytes_sent", BYTES_TEXT)),
-          Set.of(TIMESTAMP_TEXT, STATUS_TEXT, RESPONSE_TIME_TEXT, BYTES_TEXT),
-          EXTRA,
-          WIDTH);
-
-  private static final Pattern UNESCAPE = Pattern.compile("\\\\([\"\\\\])");
+  /** JSON-mapped columns and their slots; the typed ones are trimmed. */
+  private static final String[] TEXT_COLUMNS = {
+    "service", "message", "ip_address", "user_id", "request_id", "error_code", "http_method",
+    "path", "protocol", "referrer", "user_agent", "vhost", "forwarded_for"
+  };
+  private static final int[] TEXT_SLOTS = {
+    SERVICE, MESSAGE, IP_ADDRESS, USER_ID, REQUEST_ID, ERROR_CODE, HTTP_METHOD, PATH, PROTOCOL,
+    REFERRER, USER_AGENT, VHOST, FORWARDED_FOR
+  };
 
   private transient Records.JsonObjectReader json;
-  private transient String accessLogText;
-  private transient Pattern accessLog;
+  private transient byte[] specBytes;
+  private transient ParseSpec spec;
 
   @Override
-  public Row call(
-      byte[] value,
-      byte[] key,
-      String format,
-      Integer maxRecordBytes,
-      String defaultService,
-      String accessLogPattern) {
+  public Row call(byte[] value, byte[] key, String topic, Long kafkaMicros, byte[] specJson) {
     if (json == null) {
       json = new Records.JsonObjectReader();
     }
-    if (!accessLogPattern.equals(accessLogText)) {
-      accessLog = Pattern.compile(accessLogPattern);
-      accessLogText = accessLogPattern;
+    if (specJson != specBytes && !Arrays.equals(specJson, specBytes)) {
+      spec = new ParseSpec(specJson);
+      specBytes = specJson;
     }
     Object[] out = new Object[WIDTH];
-    out[LOOKS_JSON] = out[IS_JSON] = out[IS_ACCESS] = out[BLANK] = false;
-    Records.Payload payload = Records.Payload.of(value, maxRecordBytes);
+    out[IS_JSON] = out[IS_ACCESS] = out[BLANK] = false;
+    Records.Payload payload = Records.Payload.of(value, spec.maxRecordBytes);
     if (payload == null) {
       return RowFactory.create(out);
     }
@@ -108,76 +94,290 @@ public final class LogTokens
       out[BLANK] = true;
       return RowFactory.create(out);
     }
-    boolean looksJson = payload.looksJson();
-    out[LOOKS_JSON] = looksJson;
-    if (looksJson) {
-      boolean tryJson = format.equals("auto") || format.equals("json");
-      if (tryJson && payload.endsWithBrace() && JSON_FIELDS.read(json, payload, out)) {
-        out[IS_JSON] = true;
-        out[SOURCE_FORMAT] = "json";
-      } else {
-        Arrays.fill(out, LEVEL, WIDTH, null);
+    String keyText = key == null ? null : Records.strip(Records.decode(key));
+    if (keyText != null && keyText.isEmpty()) {
+      keyText = null;
+    }
+    ParseSpec.Candidates candidates = spec.candidates(keyText, topic);
+    Envelopes.Opened envelope = Envelopes.open(payload, kafkaMicros);
+    Records.Payload record = payload;
+    if (envelope != null) {
+      record = envelope.inner;
+      if (envelope.partial) {
+        problem(out, "partial_line", "a CRI partial line (tag P): the rest of the line is in the"
+            + " next record; the container runtime split a line longer than its buffer");
+        return RowFactory.create(out);
       }
-    } else if (!format.equals("json") && !payload.contains((byte) 1)) {
-      readAccessLog(payload.text(), key, format, defaultService, out);
+      if (record.isEmpty()) {
+        out[BLANK] = true;
+        return RowFactory.create(out);
+      }
+    }
+    if (record.looksJson()) {
+      readJson(record, candidates, out);
+    } else if (candidates.access.isEmpty()) {
+      problem(out, "invalid_json", "the payload is expected to be JSON but does not start with '{'");
+    } else if (!record.contains((byte) 1)) {
+      readAccessLog(record.text(), candidates, out);
+    } else {
+      unrecognized(out, candidates);
+    }
+    if (out[PROBLEM] == null) {
+      if (out[SERVICE] == null || Records.strip((String) out[SERVICE]).isEmpty()) {
+        out[SERVICE] = spec.fallbackService(keyText, topic);
+      }
+      out[IP_ADDRESS] = spec.clients.client((String) out[IP_ADDRESS], (String) out[FORWARDED_FOR]);
+      if (envelope != null) {
+        if (out[TIMESTAMP_TEXT] == null && envelope.time != null) {
+          out[TIMESTAMP_TEXT] = envelope.time;
+          out[TIME_LAYOUT] = null;
+        }
+        @SuppressWarnings("unchecked")
+        Map<String, String> extra = (Map<String, String>) out[EXTRA];
+        Map<String, String> merged = new LinkedHashMap<>(envelope.meta);
+        if (extra != null) {
+          merged.putAll(extra);
+        }
+        out[EXTRA] = merged;
+      }
     }
     return RowFactory.create(out);
   }
 
-  /**
-   * The access-log pattern's 12 groups (see logstream.parsing._ACCESS_LOG), read as Spark's
-   * {@code regexp_replace} + {@code split} did: a group that did not take part is empty text, and
-   * whatever follows the match (only a final line terminator can) is appended to group 12.
-   */
-  private void readAccessLog(
-      String payload, byte[] key, String format, String defaultService, Object[] out) {
-    Matcher match = accessLog.matcher(payload);
-    if (!match.find()) {
+  private static void problem(Object[] out, String reason, String detail) {
+    Arrays.fill(out, LEVEL, WIDTH, null);
+    out[IS_JSON] = out[IS_ACCESS] = false;
+    out[PROBLEM] = reason;
+    out[PROBLEM_DETAIL] = detail;
+  }
+
+  private static void unrecognized(Object[] out, ParseSpec.Candidates candidates) {
+    String names = candidates.accessNames.length() > 300
+        ? candidates.accessNames.substring(0, 300) + "..." : candidates.accessNames;
+    problem(out, "unrecognized_format", (candidates.json.isEmpty()
+        ? "the payload is not a line in any of the access-log formats tried ("
+        : "the payload is neither a JSON object nor a line in any access-log format tried (")
+        + names + ")");
+  }
+
+  // -- JSON ---------------------------------------------------------------------------------
+
+  private void readJson(Records.Payload payload, ParseSpec.Candidates candidates, Object[] out) {
+    if (candidates.json.isEmpty()) {
+      problem(out, "unrecognized_format", "the payload starts like JSON but only access-log"
+          + " formats are configured for it (" + candidates.accessNames + ")");
       return;
     }
-    String[] group = new String[13];
-    for (int i = 1; i <= 12; i++) {
-      String text = match.group(i);
-      group[i] = text == null ? "" : text;
+    JsonRecord record = new JsonRecord();
+    int read = payload.endsWithBrace() ? json.readObject(payload, record)
+        : Records.JsonObjectReader.NOT_OBJECT;
+    if (read == Records.JsonObjectReader.TRAILING) {
+      problem(out, "invalid_json", "the payload is a JSON object followed by more content"
+          + " (two records on one line?); one record per Kafka message");
+      return;
     }
-    group[12] = group[12] + payload.substring(match.end());
-    if (format.equals("apache") && !group[12].isEmpty()) {
-      return; // Common or Combined, nothing appended
+    if (read != Records.JsonObjectReader.OBJECT) {
+      problem(out, "invalid_json", "the payload starts like JSON but is not a valid JSON object");
+      return;
     }
-    if (format.equals("nginx") && group[10].isEmpty()) {
-      return; // combined, optionally with $request_time
+    ParseSpec.JsonFormat format = candidates.fallbackJson;
+    for (ParseSpec.JsonFormat candidate : candidates.json) {
+      if (detects(record, candidate)) {
+        format = candidate;
+        break;
+      }
     }
+    Set<String> used = new HashSet<>();
+    for (int i = 0; i < TEXT_COLUMNS.length; i++) {
+      out[TEXT_SLOTS[i]] = lookup(record, format.paths(TEXT_COLUMNS[i]), used, false);
+    }
+    String level = lookup(record, format.paths("level"), used, false);
+    out[LEVEL] = Values.level(level == null ? format.defaultLevel : level, format.levelScale);
+    out[STATUS_TEXT] = lookup(record, format.paths("status_code"), used, true);
+    out[BYTES_TEXT] = lookup(record, format.paths("bytes_sent"), used, true);
+    out[RESPONSE_TIME_TEXT] = Values.seconds(
+        lookup(record, format.paths("response_time"), used, true), format.responseTimeUnit);
+    String request = lookup(record, format.paths("request"), used, false);
+    if (request != null) {
+      if (out[MESSAGE] == null) {
+        out[MESSAGE] = request;
+      }
+      String[] parts = Values.request(request);
+      if (parts != null) {
+        out[HTTP_METHOD] = out[HTTP_METHOD] == null ? parts[0] : out[HTTP_METHOD];
+        out[PATH] = out[PATH] == null ? parts[1] : out[PATH];
+        out[PROTOCOL] = out[PROTOCOL] == null ? parts[2] : out[PROTOCOL];
+      }
+    }
+    readJsonTime(record, format, used, out);
+    out[EXTRA] = record.rest(used);
+    out[IS_JSON] = true;
+    out[SOURCE_FORMAT] = format.name;
+  }
+
+  private static boolean detects(JsonRecord record, ParseSpec.JsonFormat format) {
+    for (String path : format.detect) {
+      if (!record.has(path)) {
+        return false;
+      }
+    }
+    return format.detect.length > 0;
+  }
+
+  /**
+   * The value at the first path that holds one (trimmed if {@code trim}). Every top-level key
+   * looked at up to there is used: it does not go to {@code extra}.
+   */
+  private static String lookup(JsonRecord record, String[] paths, Set<String> used, boolean trim) {
+    for (String path : paths) {
+      if (record.first.containsKey(path)) {
+        used.add(path);
+      }
+      String found = record.get(path);
+      if (found != null) {
+        used.add(path);
+        return trim ? Records.strip(found) : found;
+      }
+    }
+    return null;
+  }
+
+  private static void readJsonTime(
+      JsonRecord record, ParseSpec.JsonFormat format, Set<String> used, Object[] out) {
+    for (String path : format.paths("timestamp")) {
+      int plus = path.indexOf('+');
+      String text;
+      if (plus > 0) {
+        String seconds = record.get(path.substring(0, plus));
+        text = Values.secondsPlusNanos(seconds, record.get(path.substring(plus + 1)));
+        if (text != null) {
+          used.add(path.substring(0, plus));
+          used.add(path.substring(plus + 1));
+        }
+      } else {
+        text = record.get(path);
+        if (text != null) {
+          used.add(path);
+          text = Records.strip(text);
+          switch (format.timestampUnit) {
+            case "auto":
+              text = Values.isoTime(text);
+              break;
+            case "clf":
+              out[TIME_LAYOUT] = "clf";
+              break;
+            case "s+ns":
+              break;
+            default:
+              text = Values.seconds(text, format.timestampUnit);
+          }
+        }
+      }
+      if (text != null) {
+        out[TIMESTAMP_TEXT] = text;
+        return;
+      }
+    }
+  }
+
+  // -- access logs ------------------------------------------------------------------------
+
+  private void readAccessLog(String line, ParseSpec.Candidates candidates, Object[] out) {
+    for (ParseSpec.AccessFormat format : candidates.access) {
+      Matcher match = format.pattern.matcher(line);
+      if (match.matches()) {
+        readGroups(match, format, out);
+        return;
+      }
+    }
+    unrecognized(out, candidates);
+  }
+
+  private static void readGroups(Matcher match, ParseSpec.AccessFormat format, Object[] out) {
+    Map<String, String> extra = null;
+    for (int i = 0; i < format.targets.length; i++) {
+      String target = format.targets[i];
+      String raw = match.group(i + 1);
+      String text = Values.dashNull(raw);
+      switch (target) {
+        case "client":
+          out[IP_ADDRESS] = text;
+          if (text != null && text.indexOf(',') >= 0 && out[FORWARDED_FOR] == null) {
+            out[FORWARDED_FOR] = text;
+          }
+          break;
+        case "forwarded_for":
+          if (text != null) {
+            out[FORWARDED_FOR] = Values.unescape(text);
+          }
+          break;
+        case "request":
+          out[MESSAGE] = Values.unescape(raw);
+          String[] parts = Values.request(raw);
+          if (parts != null) {
+            out[HTTP_METHOD] = parts[0];
+            out[PATH] = parts[1];
+            out[PROTOCOL] = parts[2];
+          }
+          break;
+        case "time_clf":
+          out[TIMESTAMP_TEXT] = raw;
+          out[TIME_LAYOUT] = "clf";
+          break;
+        case "time_iso":
+        case "time_epoch_s":
+          out[TIMESTAMP_TEXT] = raw;
+          break;
+        case "status":
+          out[STATUS_TEXT] = raw;
+          break;
+        case "bytes":
+          out[BYTES_TEXT] = text;
+          break;
+        case "response_time_s":
+          out[RESPONSE_TIME_TEXT] = text;
+          break;
+        case "response_time_ms":
+          out[RESPONSE_TIME_TEXT] = Values.seconds(text, "ms");
+          break;
+        case "response_time_us":
+          out[RESPONSE_TIME_TEXT] = Values.seconds(text, "us");
+          break;
+        case "user_id":
+          out[USER_ID] = Values.unescape(text);
+          break;
+        case "http_method":
+          out[HTTP_METHOD] = text;
+          break;
+        case "path":
+          out[PATH] = Values.unescape(text);
+          break;
+        case "protocol":
+          out[PROTOCOL] = text;
+          break;
+        case "referrer":
+          out[REFERRER] = Values.unescape(text);
+          break;
+        case "user_agent":
+          out[USER_AGENT] = Values.unescape(text);
+          break;
+        case "vhost":
+          out[VHOST] = text;
+          break;
+        case "request_id":
+          out[REQUEST_ID] = text;
+          break;
+        default:
+          if (text != null && target.startsWith("extra:")) {
+            if (extra == null) {
+              extra = new LinkedHashMap<>();
+            }
+            extra.put(target.substring(6), Values.unescape(text));
+          }
+      }
+    }
+    out[EXTRA] = extra;
     out[IS_ACCESS] = true;
-    String service = key == null ? "" : Records.strip(Records.decode(key));
-    out[SERVICE] = service.isEmpty() ? defaultService : service;
-    out[MESSAGE] = unescape(group[4]);
-    out[IP_ADDRESS] = dashNull(group[1]);
-    out[USER_ID] = dashNull(group[2]);
-    out[HTTP_METHOD] = dashNull(group[5]);
-    out[PATH] = unescape(dashNull(group[6]));
-    out[PROTOCOL] = dashNull(group[7]);
-    String quotedReferrer = group[10];
-    String referrer =
-        quotedReferrer.length() >= 2 ? quotedReferrer.substring(1, quotedReferrer.length() - 1) : "";
-    out[REFERRER] = unescape(dashNull(referrer));
-    out[USER_AGENT] = unescape(dashNull(group[11]));
-    out[SOURCE_FORMAT] = "access";
-    out[TIMESTAMP_TEXT] = group[3];
-    out[STATUS_TEXT] = group[8];
-    out[RESPONSE_TIME_TEXT] = dashNull(group[12]);
-    out[BYTES_TEXT] = dashNull(group[9]);
-  }
-
-  /** Null for the access-log placeholder {@code -} and for empty text. */
-  private static String dashNull(String text) {
-    return text == null || text.isEmpty() || text.equals("-") ? null : text;
-  }
-
-  /** Undoes the {@code \"} and {@code \\} escapes of a quoted access-log field. */
-  private static String unescape(String text) {
-    if (text == null || text.indexOf('\\') < 0) {
-      return text;
-    }
-    return UNESCAPE.matcher(text).replaceAll("$1");
+    out[SOURCE_FORMAT] = format.name;
   }
 }

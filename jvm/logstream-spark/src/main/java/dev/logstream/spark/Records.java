@@ -67,9 +67,16 @@ final class Records {
     }
 
     private Payload(byte[] value) {
-      bytes = UTF8String.fromBytes(value).makeValid().getBytes();
-      int from = 0;
-      int to = bytes.length;
+      this(UTF8String.fromBytes(value).makeValid().getBytes(), 0, -1);
+    }
+
+    /** The part {@code [from, to)} of valid UTF-8 {@code bytes} ({@code to} -1: the end),
+     * trimmed of ASCII whitespace: the record inside an envelope. */
+    Payload(byte[] bytes, int from, int to) {
+      this.bytes = bytes;
+      if (to < 0) {
+        to = bytes.length;
+      }
       while (from < to && isWhitespace(bytes[from])) {
         from++;
       }
@@ -87,6 +94,11 @@ final class Records {
     /** Starts like JSON: with {@code {} or {@code [}. */
     boolean looksJson() {
       return !isEmpty() && (bytes[start] == '{' || bytes[start] == '[');
+    }
+
+    /** The payload's text from byte {@code from} on, or null when that is past the end. */
+    String textFrom(int from) {
+      return from > end ? null : new String(bytes, from, end - from, StandardCharsets.UTF_8);
     }
 
     /** A JSON object must end with {@code }}. */
@@ -111,6 +123,11 @@ final class Records {
   /** Receives the fields of a JSON object in document order; value null for JSON null. */
   interface FieldSink {
     void field(String name, String value);
+
+    /** As {@link #field(String, String)}, told whether the value is an object or array. */
+    default void field(String name, String value, boolean container) {
+      field(name, value);
+    }
   }
 
   /** Reads JSON objects field by field; one instance per thread (it reuses a buffer). */
@@ -133,30 +150,50 @@ final class Records {
               .build();
     }
 
-    /**
-     * Feeds the fields of the object in {@code payload} to {@code sink}; false (after feeding some
-     * fields, possibly) when the text is not a JSON object. As with Spark, anything after the
-     * object's closing brace is ignored.
-     */
+    /** {@link #readObject}: the payload was one JSON object. */
+    static final int OBJECT = 0;
+    /** {@link #readObject}: the payload is not a JSON object. */
+    static final int NOT_OBJECT = 1;
+    /** {@link #readObject}: a JSON object followed by more content (a second object, say). */
+    static final int TRAILING = 2;
+
+    /** True when the payload is exactly one JSON object, its fields fed to {@code sink}. */
     boolean read(Payload payload, FieldSink sink) {
+      return readObject(payload, sink) == OBJECT;
+    }
+
+    /**
+     * Feeds the fields of the object in {@code payload} to {@code sink} (some fields, possibly,
+     * when it turns out not to be one) and says whether it was exactly one JSON object:
+     * {@link #OBJECT}, {@link #NOT_OBJECT} or {@link #TRAILING}.
+     */
+    int readObject(Payload payload, FieldSink sink) {
       int length = payload.end - payload.start;
       try (JsonParser parser = factory.createParser(payload.bytes, payload.start, length)) {
         if (parser.nextToken() != JsonToken.START_OBJECT) {
-          return false;
+          return NOT_OBJECT;
         }
         while (true) {
           JsonToken token = parser.nextToken();
           if (token == JsonToken.END_OBJECT) {
-            return true;
+            break;
           }
           if (token != JsonToken.FIELD_NAME) {
-            return false;
+            return NOT_OBJECT;
           }
           String name = parser.currentName();
-          sink.field(name, value(parser, parser.nextToken()));
+          JsonToken valueToken = parser.nextToken();
+          boolean container =
+              valueToken == JsonToken.START_OBJECT || valueToken == JsonToken.START_ARRAY;
+          sink.field(name, value(parser, valueToken), container);
+        }
+        try {
+          return parser.nextToken() == null ? OBJECT : TRAILING;
+        } catch (IOException e) {
+          return TRAILING;
         }
       } catch (IOException | RuntimeException e) {
-        return false;
+        return NOT_OBJECT;
       }
     }
 

@@ -1,0 +1,132 @@
+package dev.logstream.spark;
+
+import java.math.BigDecimal;
+import java.util.HashMap;
+import java.util.Locale;
+import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/** Field values normalised on the way out of the tokenizer: levels, units, request lines. */
+final class Values {
+  private Values() {}
+
+  private static final Map<String, String> LEVELS = new HashMap<>();
+
+  static {
+    String[][] names = {
+      {"TRACE", "trace", "verbose", "vrb", "trc", "finest", "finer"},
+      {"DEBUG", "debug", "dbg", "fine", "config"},
+      {"INFO", "info", "information", "informational", "inf", "notice"},
+      {"WARN", "warn", "warning", "wrn"},
+      {"ERROR", "error", "err", "eror", "severe"},
+      {"FATAL", "fatal", "critical", "crit", "ftl", "panic", "dpanic", "emerg", "emergency",
+          "alert"},
+    };
+    for (String[] level : names) {
+      for (int i = 1; i < level.length; i++) {
+        LEVELS.put(level[i], level[0]);
+      }
+    }
+  }
+
+  /**
+   * A level as TRACE, DEBUG, INFO, WARN, ERROR or FATAL: names in any case and their common
+   * abbreviations; numbers on pino/bunyan's scale (10 trace .. 60 fatal) or, with {@code otel},
+   * OpenTelemetry severity numbers (1-4 trace .. 21-24 fatal). Anything else is kept as given.
+   */
+  static String level(String text, String scale) {
+    if (text == null) {
+      return null;
+    }
+    String trimmed = Records.strip(text);
+    String known = LEVELS.get(trimmed.toLowerCase(Locale.ROOT));
+    if (known != null) {
+      return known;
+    }
+    if (!trimmed.isEmpty() && trimmed.chars().allMatch(c -> c >= '0' && c <= '9')
+        && trimmed.length() < 4) {
+      int number = Integer.parseInt(trimmed);
+      if ("otel".equals(scale)) {
+        String[] byFour = {"TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"};
+        return number >= 1 && number <= 24 ? byFour[(number - 1) / 4] : text;
+      }
+      if (number >= 60) {
+        return "FATAL";
+      }
+      String[] byTen = {"TRACE", "TRACE", "DEBUG", "INFO", "WARN", "ERROR"};
+      return byTen[number / 10];
+    }
+    return text;
+  }
+
+  private static final Map<String, Integer> SHIFT = Map.of("s", 0, "ms", 3, "us", 6, "ns", 9);
+
+  /** A number of {@code unit}s as seconds, in plain decimal text; other text unchanged. */
+  static String seconds(String text, String unit) {
+    if (text == null || "s".equals(unit)) {
+      return text;
+    }
+    try {
+      return new BigDecimal(Records.strip(text)).movePointLeft(SHIFT.get(unit)).toPlainString();
+    } catch (NumberFormatException e) {
+      return text; // not a number: validation names the field and its text
+    }
+  }
+
+  /** Seconds plus nanoseconds (log4j2's instant) as decimal seconds, or null. */
+  static String secondsPlusNanos(String seconds, String nanos) {
+    if (seconds == null) {
+      return null;
+    }
+    try {
+      BigDecimal whole = new BigDecimal(Records.strip(seconds));
+      BigDecimal fraction =
+          nanos == null ? BigDecimal.ZERO : new BigDecimal(Records.strip(nanos)).movePointLeft(9);
+      return whole.add(fraction).toPlainString();
+    } catch (NumberFormatException e) {
+      return seconds;
+    }
+  }
+
+  private static final Pattern COMMA_FRACTION =
+      Pattern.compile("^(\\d{4}-\\d{2}-\\d{2}[T ]\\d{2}:\\d{2}:\\d{2}),(\\d+.*)$");
+
+  /** ISO-8601 text with a decimal comma ({@code 12:00:00,123}, log4j and Python) made a dot. */
+  static String isoTime(String text) {
+    if (text == null || text.indexOf(',') < 0) {
+      return text;
+    }
+    Matcher comma = COMMA_FRACTION.matcher(text);
+    return comma.matches() ? comma.group(1) + "." + comma.group(2) : text;
+  }
+
+  private static final Pattern REQUEST =
+      Pattern.compile("([A-Z]+) ([^\"\\\\ ]*+(?:\\\\.[^\"\\\\ ]*+)*+)(?: (HTTP/[0-9.]+))?");
+  private static final Pattern UNESCAPE = Pattern.compile("\\\\([\"\\\\])");
+
+  /** Method, path and protocol of a request line of that shape (else null); path unescaped. */
+  static String[] request(String line) {
+    if (line == null) {
+      return null;
+    }
+    Matcher match = REQUEST.matcher(line);
+    if (!match.matches()) {
+      return null;
+    }
+    return new String[] {match.group(1), unescape(dashNull(match.group(2))), match.group(3)};
+  }
+
+  /** Null for the access-log placeholder {@code -} and for empty text. */
+  static String dashNull(String text) {
+    return text == null || text.isEmpty() || text.equals("-") ? null : text;
+  }
+
+  /** Undoes the {@code \"} and {@code \\} escapes of a quoted access-log field. */
+  static String unescape(String text) {
+    if (text == null || text.indexOf('\\') < 0) {
+      return text;
+    }
+    return UNESCAPE.matcher(text).replaceAll("$1");
+  }
+}

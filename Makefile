@@ -11,7 +11,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
-.PHONY: setup venv jars test lint format run down lock clean bench
+.PHONY: setup venv jars test lint format run down lock clean bench bench-hostile
 
 setup: venv jars
 
@@ -44,6 +44,11 @@ test: setup lint
 # make bench BENCH_ARGS="--repeat 2 --out bench/results/stream_2m.md"
 bench: setup
 	$(BIN)/python bench/stream_throughput.py $(BENCH_ARGS)
+
+# hostile input (100 KB near-misses, binary garbage) against every format: cost per MB vs
+# ordinary lines in the same run, budget 10x (no catastrophic backtracking)
+bench-hostile: setup
+	$(BIN)/python bench/parse_hostile.py $(BENCH_ARGS)
 
 run: setup
 	$(BIN)/logstream up

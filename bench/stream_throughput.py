@@ -1,7 +1,7 @@
 """Catch-up throughput of the streaming job against the seed tutorial's design (same run).
 
     .venv/bin/python bench/stream_throughput.py [--events 2000000] [--seed 7] [--repeat 1]
-        [--variants tutorial,logstream,parse_land,land_only] [--out FILE]
+        [--variants tutorial,logstream,parse_land,parse_land_mix,land_only] [--out FILE]
 
 1. starts a private Kafka broker (free loopback ports, temporary folder) and pre-loads topic
    ``bench-logs`` with a seeded mix of N log records (the ``logstream produce`` generator: JSON and
@@ -14,6 +14,10 @@
      and parsing JSON on its own, writing Parquet in append mode;
    * ``parse_land``: Kafka -> logstream's SPEC §3 parser -> bronze Parquet, nothing else (the
      ceiling for any job that parses records as logstream does);
+   * ``parse_land_mix``: the same over topic ``bench-mix``, N records of a realistic mix of
+     real-world formats and envelopes (``bench/log_mix.py``: nginx, Apache, ingress-nginx,
+     Traefik, syslog-forwarded nginx, pino in CRI, zap in Docker json-file, ECS, Serilog,
+     OpenTelemetry and logstream JSON);
    * ``land_only``: Kafka -> the tutorial's six-field JSON parse -> Parquet, nothing else;
    with ``--repeat R``, R rounds of every variant in turn (so a slow spell of the machine hits
    each variant alike);
@@ -119,8 +123,9 @@ def _child(variant: str, workdir: Path, bootstrap: str) -> dict:
             spark, settings, RunOptions(pipelines=("logs",), available_now=True),
             TotalsRegistry(), build_alert_sink("log"),
         )  # fmt: skip
-    elif variant == "parse_land":
-        queries = [_parse_land_query(spark, settings, F)]
+    elif variant in ("parse_land", "parse_land_mix"):
+        topic = "bench-mix" if variant == "parse_land_mix" else settings.logs_topic
+        queries = [_parse_land_query(spark, settings, F, topic)]
         for query in queries:
             query.awaitTermination()
     else:
@@ -137,14 +142,14 @@ def _child(variant: str, workdir: Path, bootstrap: str) -> dict:
     }
 
 
-def _parse_land_query(spark, settings, F):  # noqa: N803 - F is the idiom
-    """logstream's own parser (SPEC §3: JSON and access logs, every field, validation) landing
-    the valid events in a partitioned Parquet table, nothing else: the parse-and-land ceiling."""
+def _parse_land_query(spark, settings, F, topic):  # noqa: N803 - F is the idiom
+    """logstream's own parser (SPEC §3: every format, every field, validation) landing the valid
+    events of ``topic`` in a partitioned Parquet table, nothing else: the parse-and-land ceiling."""
     from logstream import parsing
     from logstream.streaming import pipelines, read_kafka
 
     events = (
-        read_kafka(spark, settings, settings.logs_topic)
+        read_kafka(spark, settings, topic)
         .transform(pipelines(settings)["logs"].parse)
         .transform(parsing.valid_events)
         .withColumn("processing_time", F.current_timestamp())
@@ -276,6 +281,13 @@ def main() -> int:
         print(f"loading {args.events:,} records into bench-logs ...", file=sys.stderr)
         loaded = time.perf_counter()
         produce(iter_logs(config), broker.bootstrap, total=args.events)
+        if "parse_land_mix" in args.variants.split(","):
+            sys.path.insert(0, str(ROOT / "bench"))
+            from log_mix import iter_mix
+
+            ensure_topics(broker.bootstrap, ["bench-mix"], 4)
+            produce(iter_mix(args.events, args.seed, "bench-mix"), broker.bootstrap,
+                    total=args.events)  # fmt: skip
         print(f"loaded in {time.perf_counter() - loaded:.0f}s", file=sys.stderr)
         runs: dict[str, list[dict]] = {}
         for round_number in range(1, args.repeat + 1):

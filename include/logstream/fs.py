@@ -5,7 +5,21 @@ Sinks and job state go through here so that a local folder and an object store b
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from pyspark.sql import SparkSession
+
+
+@dataclass(frozen=True)
+class FileStatus:
+    """One file: its qualified path as a URI (what Spark's ``_metadata.file_path`` shows, e.g.
+    ``file:/data/a%20b.log``) and as a Hadoop path string (``file:/data/a b.log``, what readers
+    take), its size in bytes and its modification time (epoch ms)."""
+
+    uri: str
+    path: str
+    size: int
+    modified_ms: int
 
 
 class HadoopFS:
@@ -53,6 +67,41 @@ class HadoopFS:
                 found.append(name)
         return found
 
+    def glob_files(self, pattern: str) -> list[FileStatus]:
+        """The files a Hadoop glob (or a plain path) matches, sorted by URI. A matched directory
+        contributes every file below it. Names starting with ``_`` or ``.`` (``_SUCCESS``,
+        ``.crc``, hidden folders) are skipped, as Spark and Hadoop tools skip them."""
+        fs = self._fs(pattern)
+        found: dict[str, FileStatus] = {}
+        for match in fs.globStatus(self._path(pattern)) or []:
+            if not match.isDirectory():
+                if not _hidden(match.getPath().getName()):
+                    status = self._status(match)
+                    found[status.uri] = status
+                continue
+            root = match.getPath().toUri().getPath().rstrip("/")
+            iterator = fs.listFiles(match.getPath(), True)
+            while iterator.hasNext():
+                child = iterator.next()
+                below = child.getPath().toUri().getPath()[len(root) :].strip("/")
+                if not any(_hidden(part) for part in below.split("/")):
+                    status = self._status(child)
+                    found[status.uri] = status
+        return [found[uri] for uri in sorted(found)]
+
+    def _status(self, status) -> FileStatus:
+        # one spelling per file: listFiles says file:///x where globStatus and Spark say file:/x
+        uri = status.getPath().toUri()
+        path = self._jvm.org.apache.hadoop.fs.Path(
+            uri.getScheme(), uri.getAuthority(), uri.getPath()
+        )
+        return FileStatus(
+            path.toUri().toString(),
+            path.toString(),
+            int(status.getLen()),
+            int(status.getModificationTime()),
+        )
+
     def list_names(self, path: str) -> list[str]:
         """Names of the direct children of ``path`` (empty if it does not exist)."""
         fs = self._fs(path)
@@ -91,3 +140,7 @@ class HadoopFS:
             fs.delete(self._path(path), False)
         if not fs.rename(tmp, self._path(path)):
             raise OSError(f"could not publish {path}")
+
+
+def _hidden(name: str) -> bool:
+    return name.startswith(("_", "."))

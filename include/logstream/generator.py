@@ -52,21 +52,29 @@ from logstream.errors import ConfigError, ServiceError
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MINUTE_MS = 60_000
 
-#: Malformed kinds of log records; each is the ``quarantine.reason`` the parser must give it.
+#: Malformed kinds of log records; each is the ``quarantine.reason`` the parser must give it. (A
+#: log record without a service is not one: it takes its key's or the default service.)
 MALFORMED_KINDS: tuple[str, ...] = (
     "empty",
     "oversized",
     "invalid_json",
     "unrecognized_format",
+    "partial_line",
+    "missing_timestamp",
+    "invalid_timestamp",
+    "timestamp_out_of_range",
+    "invalid_field",
+)
+#: Malformed kinds of user events (JSON only; user_id and action are required).
+USER_EVENT_MALFORMED_KINDS: tuple[str, ...] = (
+    "empty",
+    "oversized",
+    "invalid_json",
     "missing_timestamp",
     "invalid_timestamp",
     "timestamp_out_of_range",
     "missing_field",
     "invalid_field",
-)
-#: Malformed kinds of user events (JSON only, so no "unrecognized_format").
-USER_EVENT_MALFORMED_KINDS: tuple[str, ...] = tuple(
-    kind for kind in MALFORMED_KINDS if kind != "unrecognized_format"
 )
 
 #: Record layouts, in ``GeneratedRecord.fmt``.
@@ -754,10 +762,11 @@ class _LogBuilder:
         elif kind == "timestamp_out_of_range":
             document["timestamp"] = _out_of_range_timestamp(rng, event_ms)
             value = _dumps(document)
-        elif kind == "missing_field":
-            del document["service"]
-            key = None  # no key either, so nothing can stand in for the service
-            value = _dumps(document)
+        elif kind == "partial_line":
+            # a container runtime split a long line: CRI's "P" tag, the rest in the next record
+            text = _dumps(document).decode()
+            cut = rng.randrange(1, len(text))
+            value = f"{_iso_nanos(event_ms)} stdout P {text[:cut]}".encode()
         elif kind == "invalid_field":
             if rng.random() < 0.5:
                 document["status_code"] = "abc"
@@ -775,6 +784,11 @@ class _LogBuilder:
             late=False,
             fmt="malformed",
         )
+
+
+def _iso_nanos(event_ms: int) -> str:
+    """RFC 3339 with nanoseconds, as a container runtime stamps its lines."""
+    return _from_ms(event_ms).strftime("%Y-%m-%dT%H:%M:%S.%f000Z")
 
 
 def _dumps(document: dict[str, Any]) -> bytes:

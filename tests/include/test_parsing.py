@@ -63,7 +63,7 @@ def access_event(source_format: str = "combined", **fields: Any) -> dict[str, An
 #: The access-log presets auto tries, in order (cheapest first, the catch-all last), as the README
 #: "Bring your own logs" lists them.
 AUTO_ACCESS_FORMATS = (
-    "apache_common, combined, nginx_request_time, nginx_main, nginx_timed, "
+    "apache_common, combined, nginx_request_time, nginx_main, host_combined, nginx_timed, "
     "apache_vhost_combined, apache_combinedio, traefik, ingress_nginx, combined_trailing"
 )
 
@@ -811,7 +811,7 @@ FORCED_EXPECTATIONS: dict[str, dict[str, tuple[str, str | None] | str]] = {
         "combined": "combined",
         "nginx": ("unrecognized_format", NOT_APACHE),
         "garbage": ("unrecognized_format", NOT_APACHE),
-        "array": ("unrecognized_format", JSON_FOR_APACHE),
+        "array": ("unrecognized_format", NOT_APACHE),  # "[" may start an access line
     },
     "nginx": {
         "json": ("unrecognized_format", JSON_FOR_NGINX),
@@ -819,7 +819,7 @@ FORCED_EXPECTATIONS: dict[str, dict[str, tuple[str, str | None] | str]] = {
         "combined": "combined",
         "nginx": "nginx_request_time",
         "garbage": ("unrecognized_format", NOT_NGINX),
-        "array": ("unrecognized_format", JSON_FOR_NGINX),
+        "array": ("unrecognized_format", NOT_NGINX),
     },
     "nginx_main": {
         "json": ("unrecognized_format", JSON_FOR_NGINX.replace(NGINX_FORMATS, "nginx_main")),
@@ -827,7 +827,7 @@ FORCED_EXPECTATIONS: dict[str, dict[str, tuple[str, str | None] | str]] = {
         "combined": ("unrecognized_format", NOT_NGINX.replace(NGINX_FORMATS, "nginx_main")),
         "nginx": ("unrecognized_format", NOT_NGINX.replace(NGINX_FORMATS, "nginx_main")),
         "garbage": ("unrecognized_format", NOT_NGINX.replace(NGINX_FORMATS, "nginx_main")),
-        "array": ("unrecognized_format", JSON_FOR_NGINX.replace(NGINX_FORMATS, "nginx_main")),
+        "array": ("unrecognized_format", NOT_NGINX.replace(NGINX_FORMATS, "nginx_main")),
     },
     "ecs,apache_common": {
         # no ECS @timestamp, and logstream's mapping is not listed: read as ECS, which finds none

@@ -193,7 +193,9 @@ def write_bronze(spark, settings, log_events: list[dict], user_events: list[dict
         ("events", schemas.EVENTS, log_events),
         ("user_events", schemas.USER_EVENTS, user_events),
     ):
-        frame = spark.createDataFrame([[r[f] for f in schema.fieldNames()] for r in rows], schema)
+        frame = spark.createDataFrame(
+            [[r.get(f) for f in schema.fieldNames()] for r in rows], schema
+        )
         (
             frame.write.mode("overwrite")
             .partitionBy("event_date", "event_hour")

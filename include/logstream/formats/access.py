@@ -24,13 +24,16 @@ Which column a variable feeds:
   seconds; ``$status``/``%>s``, ``$body_bytes_sent``/``%b``/``%O``, referrer, user agent, user,
   ``$request_id``, ``$time_local``/``%t`` (and ``$time_iso8601``, ``$msec``) as named;
 * any other variable: ``extra[<variable name>]`` (Apache directives by their meaning, e.g.
-  ``%I`` -> ``bytes_received``; ``%{Name}i`` -> ``http_name``).
+  ``%I`` -> ``bytes_received``; ``%{Name}i`` -> ``http_name``). An nginx name close to one of
+  nginx's own variables (``$remote_adr``) and an Apache directive that does not exist are
+  configuration errors.
 
 A second variable feeding a column that is already fed goes to ``extra`` instead.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass
 
@@ -127,13 +130,51 @@ _INTEGER_NGINX = {"request_length", "bytes_sent", "body_bytes_sent", "connection
                   "connection_requests", "pid", "server_port", "remote_port"}  # fmt: skip
 _INTEGER_APACHE = set("bBDIOSpPk")
 _DECIMAL = {"response_time_s", "response_time_ms", "time_epoch_s"}
+#: Variables that only ever follow another one and belong to it (the query after the path).
+_NGINX_SUFFIXES = {"is_args", "args", "query_string"}
 #: Variables that may hold a comma-separated list (proxies, upstreams).
 _LIST = {"client", "forwarded_for"}
 _LIST_NGINX = {"upstream_addr", "upstream_status", "upstream_response_length"}
 #: nginx's upstream timings: "-", or seconds, several separated by ", " (retries) or " : "
 #: (internal redirects).
 _TIMES_NGINX = {"upstream_response_time", "upstream_connect_time", "upstream_header_time"}
-_SECONDS = r"(?:-|[0-9]++(?:\.[0-9]++)?+)"
+_SECONDS = r"(?:-|[0-9]++\.[0-9]++)"
+#: nginx prints seconds with millisecond resolution, always with a point ("0.005").
+_DOTTED_NGINX = {"request_time", "msec"}
+
+#: nginx's own variables (core, log, upstream, realip, ssl and proxy modules) and the prefixes of
+#: its variable families. A name that is none of these but close to one is taken for a typo; any
+#: other name is the user's own (``map``/``set``) and goes to ``extra``.
+_NGINX_KNOWN = {
+    "arg", "args", "binary_remote_addr", "body_bytes_sent", "bytes_sent", "connection",
+    "connection_requests", "connection_time", "content_length", "content_type", "document_root",
+    "document_uri", "host", "hostname", "https", "is_args", "limit_rate", "msec",
+    "nginx_version", "pid", "pipe", "proxy_add_x_forwarded_for", "proxy_host", "proxy_port",
+    "proxy_protocol_addr", "proxy_protocol_port", "query_string", "realip_remote_addr",
+    "realip_remote_port", "realpath_root", "remote_addr", "remote_port", "remote_user",
+    "request", "request_body", "request_completion", "request_filename", "request_id",
+    "request_length", "request_method", "request_time", "request_uri", "scheme",
+    "server_addr", "server_name", "server_port", "server_protocol", "status", "time_iso8601",
+    "time_local", "uri", "upstream_addr", "upstream_bytes_received", "upstream_bytes_sent",
+    "upstream_cache_status", "upstream_connect_time", "upstream_header_time",
+    "upstream_queue_time", "upstream_response_length", "upstream_response_time",
+    "upstream_status", "gzip_ratio", "http2", "http3",
+}  # fmt: skip
+_NGINX_PREFIXES = ("http_", "sent_http_", "cookie_", "arg_", "upstream_http_",
+                   "upstream_cookie_", "ssl_", "geoip_", "jwt_", "tcpinfo_")  # fmt: skip
+
+
+def _check_nginx_variable(name: str) -> None:
+    """ConfigError for a name that looks like a misspelt nginx variable."""
+    if name in _NGINX_KNOWN or name.startswith(_NGINX_PREFIXES) or name in _NGINX_COLUMNS:
+        return
+    close = difflib.get_close_matches(name, sorted(_NGINX_KNOWN), n=1, cutoff=0.85)
+    if close:
+        raise ConfigError(
+            f"unknown nginx variable ${name}; did you mean ${close[0]}? "
+            "(see https://nginx.org/en/docs/varindex.html)"
+        )
+
 
 _QUOTED_BODY = r'[^"\\]*+(?:\\.[^"\\]*+)*+'
 
@@ -212,12 +253,18 @@ def _nginx_parts(body: str) -> list[tuple[str, str]]:
         if match.start() > position:
             parts.append(("literal", body[position : match.start()]))
         name = match.group(1) or match.group(2)
+        _check_nginx_variable(name)
         target = _NGINX_COLUMNS.get(name, f"extra:{name}")
         if target in seen or target.startswith("extra:"):
             target = f"extra:{name}"
         seen.add(target)
+        if name in _NGINX_SUFFIXES and parts and parts[-1][0] == "var":
+            position = match.end()  # $uri$is_args$args: the query belongs to the path
+            continue
         kind = (
-            "integer"
+            "dotted"
+            if name in _DOTTED_NGINX
+            else "integer"
             if name in _INTEGER_NGINX
             else "list"
             if name in _LIST_NGINX
@@ -269,6 +316,8 @@ def _apache_parts(body: str) -> list[tuple[str, str]]:
         if letter == "%":
             parts.append(("literal", "%"))
             continue
+        if letter == "q" and parts and parts[-1][0] == "var":
+            continue  # %U%q: the query string belongs to the path
         target = _apache_target(final, argument, letter)
         if target in seen:
             target = (
@@ -301,7 +350,9 @@ def _variable_regex(target: str, kind: str, before: str, after: str) -> str:
         return "([0-9]{3})"
     if kind == "times":
         return f"({_SECONDS}(?:(?:, | : ){_SECONDS})*+)"
-    if target in _INTEGER or kind == "integer":
+    if kind == "dotted":
+        body = r"-|[0-9]++\.[0-9]++"
+    elif target in _INTEGER or kind == "integer":
         body = "-|[0-9]++"
     elif target in _DECIMAL:
         body = r"-|[0-9]++(?:\.[0-9]++)?+"

@@ -35,7 +35,7 @@ final class Envelopes {
   }
 
   private static final ObjectMapper MAPPER = new ObjectMapper();
-  private static final byte[] DOCKER_START = "{\"log\":".getBytes(StandardCharsets.UTF_8);
+  private static final byte[] LOG_KEY = "\"log\"".getBytes(StandardCharsets.UTF_8);
   private static final String[] MONTHS = {
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"
   };
@@ -44,7 +44,7 @@ final class Envelopes {
   static Opened open(Records.Payload payload, Long referenceMicros) {
     byte first = payload.bytes[payload.start];
     if (first == '{') {
-      return startsWith(payload, DOCKER_START) ? docker(payload) : null;
+      return startsWithLogKey(payload) ? docker(payload) : null;
     }
     if (first == '<') {
       return syslogWithPriority(payload, referenceMicros);
@@ -58,12 +58,17 @@ final class Envelopes {
     return null;
   }
 
-  private static boolean startsWith(Records.Payload payload, byte[] prefix) {
-    if (payload.end - payload.start < prefix.length) {
+  /** Starts with {@code {"log"} (whitespace allowed after the brace): Docker writes it first. */
+  private static boolean startsWithLogKey(Records.Payload payload) {
+    int at = payload.start + 1;
+    while (at < payload.end && Records.isWhitespace(payload.bytes[at])) {
+      at++;
+    }
+    if (payload.end - at < LOG_KEY.length) {
       return false;
     }
-    for (int i = 0; i < prefix.length; i++) {
-      if (payload.bytes[payload.start + i] != prefix[i]) {
+    for (int i = 0; i < LOG_KEY.length; i++) {
+      if (payload.bytes[at + i] != LOG_KEY[i]) {
         return false;
       }
     }

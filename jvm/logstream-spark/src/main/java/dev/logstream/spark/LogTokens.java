@@ -113,12 +113,17 @@ public final class LogTokens implements UDF5<byte[], byte[], String, Long, byte[
         return RowFactory.create(out);
       }
     }
-    if (record.looksJson()) {
+    boolean bracket = !record.isEmpty() && record.bytes[record.start] == '[';
+    if (record.looksJson() && !(bracket && !candidates.access.isEmpty())) {
       readJson(record, candidates, out);
     } else if (candidates.access.isEmpty()) {
       problem(out, "invalid_json", "the payload is expected to be JSON but does not start with '{'");
     } else if (!record.contains((byte) 1)) {
       readAccessLog(record.text(), candidates, out);
+      if (bracket && out[PROBLEM] != null && !candidates.json.isEmpty()) {
+        // a line in brackets that no access format reads: a JSON array, not a JSON object
+        problem(out, "invalid_json", "the payload starts like JSON but is not a valid JSON object");
+      }
     } else {
       unrecognized(out, candidates);
     }

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import stat
 import sys
 from collections import Counter
@@ -137,18 +138,17 @@ class _UnreadableError(Exception):
 def _open_regular(path: Path) -> BinaryIO:
     """``path`` opened for reading if it is a regular file (not a device, FIFO or folder)."""
     try:
-        stream = open(path, "rb")  # noqa: SIM115 - returned to the caller's with block
+        mode = os.stat(path).st_mode  # before opening: opening a FIFO blocks
     except FileNotFoundError:
         raise _UnreadableError(f"{path} does not exist; pass the path of a log file") from None
-    except IsADirectoryError:
-        raise _UnreadableError(f"{path} is a directory; pass the path of a log file") from None
-    if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
-        stream.close()
+    if stat.S_ISDIR(mode):
+        raise _UnreadableError(f"{path} is a directory; pass the path of a log file")
+    if not stat.S_ISREG(mode):
         raise _UnreadableError(
             f"{path} is not a regular file (a device, FIFO or socket); pass a log file, "
             "or - to read standard input"
         )
-    return stream
+    return open(path, "rb")
 
 
 _CHUNK = 1 << 20
@@ -226,7 +226,7 @@ def _write(
     for row in rows.toLocalIterator():
         counts[row.reason] += 1
         if row.reason is None:
-            sys.stdout.write(row.json + "\n")
+            sys.stdout.write(_TERMINAL_CONTROLS.sub(_json_escape, row.json) + "\n")
         elif counts.total() - counts[None] <= EXAMPLES_SHOWN:
             detail = row.detail
             if row.kafka_offset in oversized:  # the record held only the line's beginning
@@ -255,6 +255,15 @@ def _summarise(path: Path, total: int, counts: Counter[str | None]) -> None:
     known = [reason for reason in schemas.REASONS if reason in counts]
     for reason in [*known, *sorted(set(counts) - set(known))]:
         print(f"  {reason}: {counts[reason]}", file=sys.stderr)
+
+
+#: Characters a terminal acts on that JSON leaves as they are (DEL, C1 controls, bidirectional
+#: overrides, line and paragraph separators): log lines are attacker-controlled.
+_TERMINAL_CONTROLS = re.compile("[\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
 
 
 def _printable(text: str | None) -> str | None:

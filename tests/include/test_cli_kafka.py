@@ -100,3 +100,21 @@ def test_storage_formats_with_a_cluster_id_that_starts_with_a_dash(tmp_path, mon
         assert f"cluster.id=-{fresh[1:]}" in meta
     finally:
         broker.stop()
+
+
+def test_a_closed_pipe_ends_the_command_quietly(monkeypatch, capsys):
+    """`logstream ... | head -1`: the reader goes away; no BrokenPipeError traceback."""
+    import os
+    import sys
+
+    from logstream import cli
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    closed = os.fdopen(write_end, "w", buffering=1)  # line-buffered: the first line fails
+    monkeypatch.setattr(sys, "stdout", closed)
+    try:
+        assert cli.main(["airflow-env"]) == 141
+    finally:
+        closed.close()
+    assert "Traceback" not in capsys.readouterr().err

@@ -183,6 +183,7 @@ def test_apache_time_directive_brings_its_brackets():
         ("$remote_addr$remote_user", "two variables with nothing between them"),
         ("%h %Z", "Apache LogFormat directive %Z is not one logstream knows"),
         ("$remote_adr - [$time_local]", r"unknown nginx variable \$remote_adr; did you mean"),
+        ("[$time_local] $request_time %T", "cannot tell whether"),
         ("plain text", "cannot tell whether access-log format"),
         ("   ", "is empty"),
     ],
@@ -193,8 +194,36 @@ def test_bad_formats_are_config_errors(text: str, message: str):
 
 
 def test_an_unknown_but_plausible_nginx_variable_goes_to_extra():
-    compiled = access.compile_format("mine", "$remote_addr [$time_local] $my_tenant_id")
-    assert compiled.targets == ("client", "time_clf", "extra:my_tenant_id")
+    compiled = access.compile_format(
+        "mine", "$remote_addr [$time_local] $my_tenant_id ${remote_adr} $request_uuid"
+    )
+    assert compiled.targets == (
+        "client", "time_clf", "extra:my_tenant_id", "extra:remote_adr", "extra:request_uuid",
+    )  # fmt: skip
+
+
+def test_a_second_time_or_duration_goes_to_extra():
+    nginx = access.compile_format("t", "[$time_local] $msec $request_time $status")
+    assert nginx.targets == ("time_clf", "extra:msec", "response_time_s", "status")
+    apache = access.compile_format("t", "%h %t %T/%D %>s")
+    assert apache.targets == (
+        "client",
+        "time_clf",
+        "response_time_s",
+        "extra:duration_us",
+        "status",
+    )
+
+
+def test_http_host_may_carry_a_port_but_host_never_does():
+    assert re.fullmatch(
+        access.compile_format("h", "$http_host $remote_addr [$time_local]").pattern,
+        "example.com:8080 10.0.0.1 [15/Jan/2024:10:30:00 +0000]",
+    )
+    assert not re.fullmatch(
+        access.compile_format("h", "$host $remote_addr [$time_local]").pattern,
+        "example.com:8080 10.0.0.1 [15/Jan/2024:10:30:00 +0000]",
+    )
 
 
 def test_a_pathological_line_fails_fast_on_every_pattern():
@@ -354,3 +383,44 @@ def test_random_formats_parse_their_lines_back(spark: SparkSession):
         actual = {name: row[name] for name in expected}
         assert actual == expected, (fmt, line)
         assert row["source_format"] == f"f{index}"
+
+
+def test_topic_and_key_routes_service_fallbacks_and_trusted_proxies(spark: SparkSession):
+    options = ParseOptions(
+        format="json",
+        format_by_topic={"edge": "nginx_main"},
+        format_by_key={"legacy": "apache_common"},
+        service_by_topic={"edge": "edge-proxy"},
+        trusted_proxies="10.0.0.0/8, 2001:db8::/32",
+    )
+    main_line = (
+        b'10.0.0.5 - - [15/Jan/2024:10:30:00 +0000] "GET / HTTP/1.1" 200 1 "-" "ua" '
+        b'"198.51.100.7, 203.0.113.9, 10.0.0.8"'
+    )
+    common_line = b'2001:db8::9 - - [15/Jan/2024:10:30:00 +0000] "GET / HTTP/1.1" 200 1'
+    records = [
+        (None, main_line, "edge", 0, 0, None),  # the topic's format and service
+        (b"legacy", common_line, "edge", 0, 1, None),  # the key wins over the topic
+        (None, common_line, "logs", 0, 2, None),  # neither: the configured json
+        (b"billing", b'{"timestamp": "2024-01-15T10:30:00Z"}', "logs", 0, 3, None),
+        # not addresses (1.2.3.999 would be a DNS name to the JDK): the header is not used
+        (None, main_line.replace(b"198.51.100.7", b"1.2.3.999"), "edge", 0, 4, None),
+    ]
+    rows = (
+        spark.createDataFrame(records, schemas.KAFKA_RECORD)
+        .transform(parse_log_records(options))
+        .orderBy("kafka_offset")
+        .collect()
+    )
+    assert [
+        (row.reason, row.source_format, row.service, row.ip_address, row.forwarded_for)
+        for row in rows
+    ] == [
+        # walking from the right past the trusted 10.0.0.8, the client is 203.0.113.9
+        (None, "nginx_main", "edge-proxy", "203.0.113.9", "198.51.100.7, 203.0.113.9, 10.0.0.8"),
+        # a lone client is the client, trusted or not
+        (None, "apache_common", "legacy", "2001:db8::9", None),
+        ("invalid_json", None, None, None, None),
+        (None, "logstream", "billing", None, None),  # no service field: the Kafka key
+        (None, "nginx_main", "edge-proxy", "10.0.0.5", "1.2.3.999, 203.0.113.9, 10.0.0.8"),
+    ]

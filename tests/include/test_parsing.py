@@ -483,6 +483,68 @@ JSON_CASES = [
         rejected("empty", "the payload is null (a Kafka tombstone)", raw_value=None),
     ),
     Case(
+        # RFC 3164 has no year: it is the Kafka timestamp's (2024); a whole minute keeps ":00"
+        "a JSON record without a time behind a syslog header takes the header's",
+        b'Jan 12 10:00:00 web-1 app[42]: {"service": "api", "message": "x"}',
+        json_event(
+            event_time="2024-01-12 10:00:00.000000",
+            service="api",
+            message="x",
+            extra={
+                "envelope": "syslog",
+                "envelope.host": "web-1",
+                "envelope.app": "app",
+                "envelope.pid": "42",
+                "envelope.time": "Jan 12 10:00:00",
+            },
+        ),
+    ),
+    Case(
+        "December's syslog line read in January belongs to the year before",
+        b'Dec 31 23:59:59 web-1 app: {"timestamp": "2023-12-31T23:59:59Z", "service": "api"}',
+        json_event(
+            event_time="2023-12-31 23:59:59.000000",
+            service="api",
+            extra={
+                "envelope": "syslog",
+                "envelope.host": "web-1",
+                "envelope.app": "app",
+                "envelope.time": "Dec 31 23:59:59",
+            },
+        ),
+        kafka_ts=datetime(2024, 1, 1, 0, 0, 30, tzinfo=UTC),
+    ),
+    Case(
+        "Docker json-file: other keys kept, a second object on the line quarantined",
+        b'{"log":"{\\"timestamp\\":\\"2024-01-15T10:30:00Z\\",\\"service\\":\\"api\\"}\\n",'
+        b'"stream":"stdout","time":"2024-01-15T10:30:00.1Z"}{"log":"x","stream":"stdout"}',
+        rejected("invalid_json"),
+    ),
+    Case(
+        "a hostile duration exponent does not take the task down",
+        b'{"@t": "2024-01-15T10:30:00Z", "@mt": "x", "Elapsed": "1e-2147483647"}',
+        {
+            "source_format": "serilog",
+            "event_time": T0_UTC,
+            "level": "INFO",
+            "service": "web",
+            "message": "x",
+            "response_time": 0.0,
+        },
+    ),
+    Case(
+        "a duration of a billion digits is an invalid field, not a billion digits",
+        b'{"@timestamp": "2024-01-15T10:30:00Z", "event": {"duration": "1e999999999"}}',
+        rejected(
+            "invalid_field", "response_time '1e999999999' is not a non-negative number of seconds"
+        ),
+    ),
+    Case(
+        "an OpenTelemetry time of a billion digits is an invalid timestamp",
+        b'{"timeUnixNano": "1e999999999", "body": "x"}',
+        rejected("invalid_timestamp"),
+    ),
+    Case(
         "neither JSON nor an access log",
         b"hello world",
         rejected(

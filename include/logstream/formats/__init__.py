@@ -159,16 +159,26 @@ def parse_spec(
 
 
 def trusted_proxy_list(text: str) -> list[str]:
-    """The ``trusted_proxies`` setting (comma-separated IPs or CIDRs), checked."""
+    """The ``trusted_proxies`` setting (comma-separated IPs or CIDR blocks), checked and written
+    as ``address/prefix-length`` for the Java side."""
     import ipaddress
 
-    proxies = [item.strip() for item in text.split(",") if item.strip()]
-    for item in proxies:
+    proxies = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        hint = "(e.g. 10.0.0.0/8, 2001:db8::/32)"
+        if "%" in item:
+            raise ConfigError(f"trusted_proxies: {item!r} has a zone id; give the block {hint}")
         try:
-            ipaddress.ip_network(item, strict=False)
+            network = ipaddress.ip_network(item, strict=False)
         except ValueError:
             raise ConfigError(
-                f"trusted_proxies: {item!r} is not an IP address or CIDR block "
-                "(e.g. 10.0.0.0/8, 2001:db8::/32)"
+                f"trusted_proxies: {item!r} is not an IP address or CIDR block {hint}"
             ) from None
+        if network.version == 6 and network.network_address.ipv4_mapped is not None:
+            raise ConfigError(
+                f"trusted_proxies: {item!r} is an IPv4-mapped IPv6 block; give the IPv4 block"
+            )
+        proxies.append(str(network))
     return proxies

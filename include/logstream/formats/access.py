@@ -109,6 +109,8 @@ _APACHE_DIRECTIVES = {
 }
 #: Extra names of directives whose column another directive of the format already feeds.
 _APACHE_SECOND = {
+    "D": "duration_us",
+    "T": "duration_s",
     "O": "bytes_out",
     "b": "bytes_body",
     "B": "bytes_body",
@@ -165,15 +167,25 @@ _NGINX_PREFIXES = ("http_", "sent_http_", "cookie_", "arg_", "upstream_http_",
 
 
 def _check_nginx_variable(name: str) -> None:
-    """ConfigError for a name that looks like a misspelt nginx variable."""
+    """ConfigError for a name that looks like a misspelt nginx variable (``$remote_adr``)."""
     if name in _NGINX_KNOWN or name.startswith(_NGINX_PREFIXES) or name in _NGINX_COLUMNS:
         return
-    close = difflib.get_close_matches(name, sorted(_NGINX_KNOWN), n=1, cutoff=0.85)
+    close = difflib.get_close_matches(name, sorted(_NGINX_KNOWN), n=1, cutoff=0.92)
     if close:
         raise ConfigError(
             f"unknown nginx variable ${name}; did you mean ${close[0]}? "
-            "(see https://nginx.org/en/docs/varindex.html)"
+            f"(https://nginx.org/en/docs/varindex.html; a variable of your own: write ${{{name}}})"
         )
+
+
+def _column_of(target: str) -> str:
+    """The output column a target feeds: every time variable feeds the event time, every
+    duration the response time."""
+    if target.startswith("time_"):
+        return "event_time"
+    if target.startswith("response_time_"):
+        return "response_time"
+    return target
 
 
 _QUOTED_BODY = r'[^"\\]*+(?:\\.[^"\\]*+)*+'
@@ -253,17 +265,20 @@ def _nginx_parts(body: str) -> list[tuple[str, str]]:
         if match.start() > position:
             parts.append(("literal", body[position : match.start()]))
         name = match.group(1) or match.group(2)
-        _check_nginx_variable(name)
+        if match.group(2):  # ${name} is the user's own, whatever it looks like
+            _check_nginx_variable(name)
         target = _NGINX_COLUMNS.get(name, f"extra:{name}")
-        if target in seen or target.startswith("extra:"):
+        if _column_of(target) in seen or target.startswith("extra:"):
             target = f"extra:{name}"
-        seen.add(target)
+        seen.add(_column_of(target))
         if name in _NGINX_SUFFIXES and parts and parts[-1][0] == "var":
             position = match.end()  # $uri$is_args$args: the query belongs to the path
             continue
         kind = (
             "dotted"
             if name in _DOTTED_NGINX
+            else "host"
+            if name == "host"
             else "integer"
             if name in _INTEGER_NGINX
             else "list"
@@ -319,11 +334,10 @@ def _apache_parts(body: str) -> list[tuple[str, str]]:
         if letter == "q" and parts and parts[-1][0] == "var":
             continue  # %U%q: the query string belongs to the path
         target = _apache_target(final, argument, letter)
-        if target in seen:
-            target = (
-                f"extra:{_APACHE_SECOND.get(letter, target.removeprefix('extra:') + '_' + letter)}"
-            )
-        seen.add(target)
+        if _column_of(target) in seen:
+            second = _APACHE_SECOND.get(letter, f"{target.removeprefix('extra:')}_{letter}")
+            target = f"extra:{second}"
+        seen.add(_column_of(target))
         kind = "integer" if letter in _INTEGER_APACHE else ""
         if target == "time_clf" and argument is None:  # %t writes its own brackets
             parts += [("literal", "["), ("var", f"{target}|"), ("literal", "]")]
@@ -363,7 +377,7 @@ def _variable_regex(target: str, kind: str, before: str, after: str) -> str:
     if not stop:
         return "(.*+)"
     excluded = re.escape(stop) if stop in "]\\^-[" else stop
-    if target == "vhost" and stop == " ":  # a host, never host:port (apache_vhost_combined's)
+    if kind == "host" and stop == " ":  # nginx's $host never has a port (unlike $http_host)
         return r"(\[[^\]]*+\]|[^ :\[]*+)"
     if target in _LIST or kind == "list":
         item = f"[^{excluded},]"

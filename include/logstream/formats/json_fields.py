@@ -116,8 +116,31 @@ def _preset(name: str, detect: tuple[str, ...], **fields: object) -> JsonFormat:
     return JsonFormat(name, paths, detect, **options)  # type: ignore[arg-type]
 
 
-#: Built-in JSON formats, in the order ``auto`` looks for their ``detect`` paths.
+#: Built-in JSON formats, in the order ``auto`` looks for their ``detect`` paths. logstream's own
+#: comes first: shippers add ``@timestamp`` or ``ts`` to records that keep their ``timestamp``.
 PRESETS: tuple[JsonFormat, ...] = (
+    _preset(
+        "logstream",
+        ("timestamp",),
+        timestamp=("timestamp",),
+        level=("level",),
+        service=("service.name", "service", "app", "application"),
+        message=("message", "msg"),
+        ip_address=("ip_address",),
+        user_id=("user_id",),
+        request_id=("request_id",),
+        response_time=("response_time",),
+        status_code=("status_code",),
+        error_code=("error_code",),
+        http_method=("http_method",),
+        path=("path",),
+        protocol=("protocol",),
+        bytes_sent=("bytes_sent",),
+        referrer=("referrer",),
+        user_agent=("user_agent",),
+        vhost=("vhost",),
+        forwarded_for=("forwarded_for",),
+    ),
     _preset(
         "ecs",
         ("@timestamp",),
@@ -309,28 +332,6 @@ PRESETS: tuple[JsonFormat, ...] = (
         user_agent=("req.headers.user-agent",),
         error_code=("err.type",),
         response_time_unit="ms",
-    ),
-    _preset(
-        "logstream",
-        ("timestamp",),
-        timestamp=("timestamp",),
-        level=("level",),
-        service=("service.name", "service", "app", "application"),
-        message=("message", "msg"),
-        ip_address=("ip_address",),
-        user_id=("user_id",),
-        request_id=("request_id",),
-        response_time=("response_time",),
-        status_code=("status_code",),
-        error_code=("error_code",),
-        http_method=("http_method",),
-        path=("path",),
-        protocol=("protocol",),
-        bytes_sent=("bytes_sent",),
-        referrer=("referrer",),
-        user_agent=("user_agent",),
-        vhost=("vhost",),
-        forwarded_for=("forwarded_for",),
     ),
     _preset(
         "zerolog",

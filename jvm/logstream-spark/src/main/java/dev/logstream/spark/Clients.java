@@ -24,7 +24,15 @@ final class Clients {
       if (network == null) {
         throw new IllegalArgumentException("trusted proxy " + cidr + " is not an IP or CIDR");
       }
-      int bits = slash < 0 ? network.length * 8 : Integer.parseInt(cidr.substring(slash + 1));
+      int bits;
+      try {
+        bits = slash < 0 ? network.length * 8 : Integer.parseInt(cidr.substring(slash + 1));
+      } catch (NumberFormatException e) {
+        bits = -1;
+      }
+      if (bits < 0 || bits > network.length * 8) {
+        throw new IllegalArgumentException("trusted proxy " + cidr + " is not address/length");
+      }
       byte[] mask = new byte[network.length];
       for (int i = 0; i < mask.length; i++) {
         int left = Math.max(0, Math.min(8, bits - 8 * i));
@@ -95,34 +103,59 @@ final class Clients {
     return false;
   }
 
-  /** The bytes of an IPv4 or IPv6 literal (brackets and an IPv4 port allowed), else null. */
+  /**
+   * The bytes of an IPv4 literal (dotted quad, an optional {@code :port}) or an IPv6 literal
+   * (brackets and a port allowed), else null. Nothing is ever looked up: IPv4 is parsed here, and
+   * the JDK reads text with a colon as an IPv6 literal or refuses it.
+   */
   static byte[] literal(String text) {
     String address = text;
     if (address.startsWith("[")) {
       int close = address.indexOf(']');
-      address = close < 0 ? address : address.substring(1, close);
-    } else if (address.indexOf(':') == address.lastIndexOf(':') && address.indexOf(':') > 0) {
-      address = address.substring(0, address.indexOf(':')); // a.b.c.d:port
-    }
-    if (address.isEmpty()) {
-      return null;
-    }
-    boolean v6 = address.indexOf(':') >= 0;
-    for (int i = 0; i < address.length(); i++) {
-      char c = address.charAt(i);
-      boolean ok = c == '.' || (c >= '0' && c <= '9')
-          || (v6 && (c == ':' || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')));
-      if (!ok) {
+      if (close < 0) {
         return null;
       }
+      address = address.substring(1, close);
+    } else if (address.indexOf(':') > 0 && address.indexOf(':') == address.lastIndexOf(':')) {
+      address = address.substring(0, address.indexOf(':')); // a.b.c.d:port
     }
-    if (!v6 && address.split("\\.", -1).length != 4) {
-      return null;
+    if (address.indexOf(':') < 0) {
+      return ipv4(address);
+    }
+    for (int i = 0; i < address.length(); i++) {
+      char c = address.charAt(i);
+      boolean hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+      if (!hex && c != ':' && c != '.') {
+        return null; // zone ids and anything else
+      }
     }
     try {
-      return InetAddress.getByName(address).getAddress(); // a literal: no lookup
+      byte[] bytes = InetAddress.getByName(address).getAddress();
+      return bytes.length == 16 ? bytes : null; // an IPv4-mapped address stays apart
     } catch (UnknownHostException | RuntimeException e) {
       return null;
     }
+  }
+
+  /** Four decimal octets 0..255 separated by dots, else null. */
+  private static byte[] ipv4(String text) {
+    byte[] bytes = new byte[4];
+    int part = 0;
+    int value = -1;
+    for (int i = 0; i <= text.length(); i++) {
+      char c = i < text.length() ? text.charAt(i) : '.';
+      if (c >= '0' && c <= '9') {
+        value = (value < 0 ? 0 : value * 10) + (c - '0');
+        if (value > 255) {
+          return null;
+        }
+      } else if (c == '.' && value >= 0 && part < 4) {
+        bytes[part++] = (byte) value;
+        value = -1;
+      } else {
+        return null;
+      }
+    }
+    return part == 4 ? bytes : null;
   }
 }

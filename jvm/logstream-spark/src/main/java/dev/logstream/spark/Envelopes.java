@@ -1,10 +1,13 @@
 package dev.logstream.spark;
 
+import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.nio.charset.StandardCharsets;
 import java.time.LocalDateTime;
 import java.time.ZoneOffset;
+import java.time.format.DateTimeFormatter;
+import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
@@ -21,7 +24,9 @@ import java.util.Map;
  *       the time read as UTC), and rsyslog's file format with an RFC 3339 time.
  * </ul>
  *
- * The envelope's time is the event time of a record that has none of its own.
+ * The envelope's time is the event time of a record that has none of its own. Docker's other keys
+ * (attrs) and RFC 5424's structured data are kept too ({@code envelope.<key>}, {@code
+ * envelope.sd}).
  */
 final class Envelopes {
   private Envelopes() {}
@@ -34,7 +39,10 @@ final class Envelopes {
     boolean partial;
   }
 
-  private static final ObjectMapper MAPPER = new ObjectMapper();
+  private static final ObjectMapper MAPPER =
+      new ObjectMapper().enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
+  private static final DateTimeFormatter SYSLOG_TIME =
+      DateTimeFormatter.ofPattern("uuuu-MM-dd'T'HH:mm:ss'Z'");
   private static final byte[] LOG_KEY = "\"log\"".getBytes(StandardCharsets.UTF_8);
   private static final String[] MONTHS = {
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"
@@ -95,6 +103,15 @@ final class Envelopes {
     if (time != null && time.isTextual()) {
       opened.time = time.asText();
       opened.meta.put("envelope.time", opened.time);
+    }
+    Iterator<Map.Entry<String, JsonNode>> fields = node.fields();
+    while (fields.hasNext()) { // attrs (labels, tags) and whatever else the driver added
+      Map.Entry<String, JsonNode> field = fields.next();
+      String name = field.getKey();
+      if (!name.equals("log") && !name.equals("stream") && !name.equals("time")) {
+        JsonNode value = field.getValue();
+        opened.meta.put("envelope." + name, value.isTextual() ? value.asText() : value.toString());
+      }
     }
     return opened;
   }
@@ -164,6 +181,7 @@ final class Envelopes {
       at = space + 1;
     }
     // structured data: "-" or one or more [id param="value" ...] elements
+    int structured = at;
     if (at < payload.end && payload.bytes[at] == '-') {
       at++;
     } else {
@@ -186,6 +204,7 @@ final class Envelopes {
         at++;
       }
     }
+    String structuredData = text(payload, structured, Math.min(at, payload.end));
     if (at < payload.end && payload.bytes[at] == ' ') {
       at++;
     }
@@ -202,6 +221,7 @@ final class Envelopes {
     put(opened, "envelope.app", header[2]);
     put(opened, "envelope.pid", header[3]);
     put(opened, "envelope.msgid", header[4]);
+    put(opened, "envelope.sd", structuredData);
     opened.time = "-".equals(header[0]) ? null : header[0];
     return opened;
   }
@@ -246,7 +266,7 @@ final class Envelopes {
       if (time.isAfter(reference.plusDays(7))) { // December's lines read in January
         time = time.minusYears(1);
       }
-      opened.time = time + "Z";
+      opened.time = time.format(SYSLOG_TIME);
     } catch (RuntimeException e) {
       opened.time = null; // e.g. Feb 30: the record's own time, if any, still counts
     }

@@ -166,7 +166,8 @@ final class JsonRecord implements Records.FieldSink {
       return node.asText();
     }
     if (node.isBigDecimal()) {
-      return node.decimalValue().toPlainString();
+      String plain = Values.plain(node.decimalValue());
+      return plain == null ? node.decimalValue().toString() : plain;
     }
     if (node.isNumber() || node.isBoolean()) {
       return node.asText();

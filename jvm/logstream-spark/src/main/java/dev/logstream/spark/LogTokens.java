@@ -332,6 +332,7 @@ public final class LogTokens implements UDF5<byte[], byte[], String, Long, byte[
         case "time_iso":
         case "time_epoch_s":
           out[TIMESTAMP_TEXT] = raw;
+          out[TIME_LAYOUT] = null;
           break;
         case "status":
           out[STATUS_TEXT] = raw;

@@ -62,16 +62,23 @@ final class Values {
 
   private static final Map<String, Integer> SHIFT = Map.of("s", 0, "ms", 3, "us", 6, "ns", 9);
 
+  /**
+   * A number in plain decimal text, or null when writing it out would take more than a few dozen
+   * digits ({@code 1e999999999} is a valid number whose plain text has a billion digits).
+   */
+  static String plain(BigDecimal number) {
+    int scale = number.scale();
+    int digits = number.precision() - scale;
+    return scale > 60 || scale < -60 || digits > 60 ? null : number.toPlainString();
+  }
+
   /** A number of {@code unit}s as seconds, in plain decimal text; other text unchanged. */
   static String seconds(String text, String unit) {
     if (text == null || "s".equals(unit)) {
       return text;
     }
-    try {
-      return new BigDecimal(Records.strip(text)).movePointLeft(SHIFT.get(unit)).toPlainString();
-    } catch (NumberFormatException e) {
-      return text; // not a number: validation names the field and its text
-    }
+    BigDecimal number = number(text);
+    return number == null ? text : plain(number.scaleByPowerOfTen(-SHIFT.get(unit)));
   }
 
   /** Seconds plus nanoseconds (log4j2's instant) as decimal seconds, or null. */
@@ -79,13 +86,26 @@ final class Values {
     if (seconds == null) {
       return null;
     }
+    BigDecimal whole = number(seconds);
+    BigDecimal fraction = nanos == null ? BigDecimal.ZERO : number(nanos);
+    if (whole == null || fraction == null) {
+      return seconds; // validation names the text
+    }
+    return plain(whole.add(fraction.scaleByPowerOfTen(-9)));
+  }
+
+  /**
+   * {@code text} as a number of reasonable size (at most 40 digits before and after the point),
+   * else null: {@code 1e999999999} is a valid number, but writing it out or shifting it would
+   * take a billion digits, and {@code 1e-2147483647} overflows the scale.
+   */
+  private static BigDecimal number(String text) {
     try {
-      BigDecimal whole = new BigDecimal(Records.strip(seconds));
-      BigDecimal fraction =
-          nanos == null ? BigDecimal.ZERO : new BigDecimal(Records.strip(nanos)).movePointLeft(9);
-      return whole.add(fraction).toPlainString();
-    } catch (NumberFormatException e) {
-      return seconds;
+      BigDecimal number = new BigDecimal(Records.strip(text));
+      int scale = number.scale();
+      return scale > 40 || scale < -40 || number.precision() - scale > 40 ? null : number;
+    } catch (NumberFormatException | ArithmeticException e) {
+      return null;
     }
   }
 

@@ -59,7 +59,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -80,11 +79,6 @@ KAFKA_COLUMNS = {
 _WHITESPACE = " \t\n\r\f\u000b"
 _ACCESS_TIME_FORMAT = "dd/MMM/yyyy:HH:mm:ss Z"
 _DETAIL_TIME_FORMAT = "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX"
-#: An epoch's unit follows from its magnitude: below 1e11 seconds (1e11 s is the year 5138),
-#: then milliseconds (1e11 ms is 1973), microseconds and nanoseconds, each 1000x the last.
-_EPOCH_UNIT_STEPS = (100_000_000_000, 100_000_000_000_000, 100_000_000_000_000_000)
-#: Epoch seconds at or beyond this magnitude are not timestamps (they would overflow Spark's).
-_EPOCH_SECONDS_LIMIT = 100_000_000_000
 _NUMBER = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 _DETAIL_VALUE_CHARS = 80
 _MAX_INT = 2**31 - 1
@@ -191,7 +185,7 @@ def parse_log_records(options: ParseOptions) -> Callable[[DataFrame], DataFrame]
                     F.col("time_layout") == "clf",
                     F.try_to_timestamp("timestamp_text", F.lit(_ACCESS_TIME_FORMAT)),
                 )
-                .otherwise(_json_event_time(F.col("timestamp_text")))
+                .otherwise(_json_event_time(F.col("timestamp_text"), F.col("epoch_micros")))
                 .alias("event_time"),
                 _integer(F.col("status_text"), 3).cast("int").alias("status_code"),
                 _finite_double(F.col("response_time_text")).alias("response_time"),
@@ -262,7 +256,9 @@ def parse_user_events(options: ParseOptions) -> Callable[[DataFrame], DataFrame]
             )
             .select(
                 "*",
-                _json_event_time(F.col("timestamp_text")).alias("event_time"),
+                _json_event_time(F.col("timestamp_text"), F.col("epoch_micros")).alias(
+                    "event_time"
+                ),
                 _finite_double(F.col("value_text")).alias("value"),
             )
         )
@@ -313,7 +309,6 @@ def rejected_records(parsed: DataFrame) -> DataFrame:
 
 _REJECTION_COLUMNS = [field.name for field in schemas.REJECTION_FIELDS]
 _KAFKA_OUTPUT = list(KAFKA_COLUMNS.values())
-_EPOCH_TYPE = "decimal(38,9)"  # exact to the nanosecond; anything non-numeric casts to null
 
 #: (condition, reason code, detail); checked in order, the first true condition wins.
 Problem = tuple[Column, str | Column, Column]
@@ -351,6 +346,7 @@ LOG_TOKENS = T.StructType(
                 "bytes_text",
             )
         ],
+        T.StructField("epoch_micros", T.LongType()),
     ]
 )
 #: What ``logstream_user_event_tokens(value, max_record_bytes)`` returns (UserEventTokens.java).
@@ -364,6 +360,7 @@ USER_EVENT_TOKENS = T.StructType(
         _EXTRA,
         T.StructField("timestamp_text", T.StringType()),
         T.StructField("value_text", T.StringType()),
+        T.StructField("epoch_micros", T.LongType()),
     ]
 )
 _TOKEN_TYPES = {LOG_TOKENS_FUNCTION: LOG_TOKENS, USER_EVENT_TOKENS_FUNCTION: USER_EVENT_TOKENS}
@@ -418,33 +415,21 @@ def _finite_double(text: Column) -> Column:
     return F.when(F.abs(number) < float("inf"), number)
 
 
-def _epoch(text: Column) -> Column:
-    """``text`` as an exact epoch number, null when it is not a number. The pattern check comes
-    first because a failed decimal cast is slow (it throws inside the JVM)."""
-    return F.when(text.rlike(_NUMBER), text.try_cast(_EPOCH_TYPE))
-
-
-def _json_event_time(text: Column) -> Column:
-    """ISO-8601 text, or an epoch in seconds, millis, micros or nanos by its magnitude.
+def _json_event_time(text: Column, epoch_micros: Column) -> Column:
+    """ISO-8601 text, or an epoch number already read by the tokenizer (``epoch_micros``).
 
     ISO-8601 text without an offset is read in the session time zone (UTC in logstream sessions);
     offsets may be written without a colon (``+0900``) and fractions beyond microseconds are cut.
-    An epoch below 1e11 is seconds, below 1e14 millis, below 1e17 micros, else nanos; it is read
-    as an exact decimal and cut (not rounded) to the microsecond, as ISO-8601 fractions are.
+    An epoch's unit follows from its magnitude (below 1e11 seconds, below 1e14 millis, below 1e17
+    micros, else nanos) and it is cut to the microsecond (``Values.epochMicros`` in the Java
+    half, exact decimal arithmetic done once per record there rather than in Spark's decimals).
+    A number that is not a plausible time is not read as text either ("2024" is not a date).
     """
-    epoch = _epoch(text)
-    magnitude = F.abs(epoch)
-    millis, micros, nanos = _EPOCH_UNIT_STEPS
-    in_micros = F.floor(
-        F.when(magnitude < millis, epoch * 1_000_000)
-        .when(magnitude < micros, epoch * 1_000)
-        .when(magnitude < nanos, epoch)
-        .otherwise(epoch * F.lit(Decimal("0.001")))
-    ).try_cast("long")
-    return F.when(
-        epoch.isNotNull(),
-        F.when(F.abs(in_micros) < _EPOCH_SECONDS_LIMIT * 1_000_000, F.timestamp_micros(in_micros)),
-    ).otherwise(text.try_cast("timestamp"))
+    return (
+        F.when(epoch_micros.isNotNull(), F.timestamp_micros(epoch_micros))
+        .when(text.rlike(_NUMBER), F.lit(None).cast("timestamp"))
+        .otherwise(text.try_cast("timestamp"))
+    )
 
 
 def _level_from_status(status: Column) -> Column:

@@ -416,6 +416,18 @@ JSON_CASES = [
         json_event(event_time="2024-01-15 10:30:00.250000", service="api"),
     ),
     Case(
+        "epoch seconds with an exponent (a double as JSON writes it)",
+        b'{"timestamp": 1.7053146001E9, "service": "api"}',
+        json_event(event_time="2024-01-15 10:30:00.100000", service="api"),
+    ),
+    Case(
+        # floored, not truncated towards zero: -1.5 s is 1.5 s before the epoch
+        "a negative epoch is floored to the microsecond",
+        js(timestamp="-1.5000005", service="api"),
+        json_event(event_time="1969-12-31 23:59:58.499999", service="api"),
+        kafka_ts=None,
+    ),
+    Case(
         "epoch beyond any plausible date",
         b'{"timestamp": 1e20, "service": "api"}',
         rejected("invalid_timestamp"),

@@ -3,12 +3,9 @@ package dev.logstream.spark;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import java.util.HashMap;
-import java.util.HashSet;
-import java.util.Iterator;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
-import java.util.Set;
 
 /**
  * One JSON log record's fields, read once, looked up by path. Top-level values are read as
@@ -22,13 +19,46 @@ final class JsonRecord implements Records.FieldSink {
   private static final ObjectMapper MAPPER =
       new ObjectMapper().enable(DeserializationFeature.USE_BIG_DECIMAL_FOR_FLOATS);
 
-  /** Each top-level key's first value (null for JSON null). */
-  final Map<String, String> first = new HashMap<>();
-  /** Each top-level key's last non-null value, in document order of first appearance. */
-  final Map<String, String> last = new LinkedHashMap<>();
-  /** Top-level keys whose (first) value is an object or array. */
-  private final Set<String> containers = new HashSet<>();
-  private final Map<String, JsonNode> parsed = new HashMap<>();
+  private final Map<String, Integer> interest;
+  private final List<String> names;
+  // per interesting key: its first value (null for JSON null), its last non-null value
+  private final String[] first;
+  private final String[] last;
+  private final boolean[] seen;
+  private final boolean[] container;
+  private final boolean[] used;
+  private final int[] touched;
+  private int touchedCount;
+  /** The other keys' last non-null values, in document order; a new map per record. */
+  private Map<String, String> others;
+  private JsonNode[] parsed;
+
+  /** A reader for the keys of {@code spec}'s JSON formats; reused record after record. */
+  JsonRecord(ParseSpec spec) {
+    interest = spec.interest;
+    names = spec.interestNames;
+    int size = names.size();
+    first = new String[size];
+    last = new String[size];
+    seen = new boolean[size];
+    container = new boolean[size];
+    used = new boolean[size];
+    touched = new int[size];
+  }
+
+  /** Forgets the previous record. */
+  void reset() {
+    for (int i = 0; i < touchedCount; i++) {
+      int id = touched[i];
+      first[id] = last[id] = null;
+      seen[id] = container[id] = used[id] = false;
+      if (parsed != null) {
+        parsed[id] = null;
+      }
+    }
+    touchedCount = 0;
+    others = null;
+  }
 
   @Override
   public void field(String name, String value) {
@@ -36,67 +66,77 @@ final class JsonRecord implements Records.FieldSink {
   }
 
   @Override
-  public void field(String name, String value, boolean container) {
-    if (!first.containsKey(name)) {
-      first.put(name, value);
-      if (container) {
-        containers.add(name);
+  public void field(String name, String value, boolean isContainer) {
+    Integer known = interest.get(name);
+    if (known == null) {
+      if (value != null) {
+        if (others == null) {
+          others = new LinkedHashMap<>();
+        }
+        others.put(name, value);
       }
+      return;
+    }
+    int id = known;
+    if (!seen[id]) {
+      seen[id] = true;
+      first[id] = value;
+      container[id] = isContainer;
+      touched[touchedCount++] = id;
     }
     if (value != null) {
-      last.put(name, value);
+      last[id] = value;
     }
   }
 
   /**
    * The value at {@code path} as text, or null when absent or null: a top-level key's value as
-   * rendered (an object or array as its JSON text), a nested one only when it is a scalar.
+   * rendered (an object or array as its JSON text), a nested one only when it is a scalar. A
+   * top-level key read this way is used: it does not go to {@code extra}.
    */
-  String get(String path) {
-    if (first.containsKey(path)) {
-      return first.get(path);
+  String take(ParseSpec.Path path) {
+    if (seen[path.literal]) {
+      used[path.literal] = true;
+      return first[path.literal];
     }
-    int dot = path.indexOf('.');
-    while (dot > 0) {
-      String head = path.substring(0, dot);
-      if (containers.contains(head)) {
-        JsonNode node = find(container(head), path.substring(dot + 1));
+    JsonNode node = nested(path);
+    return node == null ? null : scalar(node);
+  }
+
+  /** True when {@code path} holds a value other than null. */
+  boolean has(ParseSpec.Path path) {
+    if (seen[path.literal]) {
+      return first[path.literal] != null;
+    }
+    JsonNode node = nested(path);
+    return node != null && !node.isNull();
+  }
+
+  private JsonNode nested(ParseSpec.Path path) {
+    for (int i = 0; i < path.prefixes.length; i++) {
+      int head = path.prefixes[i];
+      if (seen[head] && container[head]) {
+        JsonNode node = find(container(head), path.rests[i]);
         if (node != null) {
-          return scalar(node);
+          return node;
         }
       }
-      dot = path.indexOf('.', dot + 1);
     }
     return null;
   }
 
-  /** True when {@code path} holds a value other than null. */
-  boolean has(String path) {
-    if (first.containsKey(path)) {
-      return first.get(path) != null;
+  private JsonNode container(int id) {
+    if (parsed == null) {
+      parsed = new JsonNode[first.length];
     }
-    int dot = path.indexOf('.');
-    while (dot > 0) {
-      String head = path.substring(0, dot);
-      if (containers.contains(head)) {
-        JsonNode node = find(container(head), path.substring(dot + 1));
-        if (node != null && !node.isNull()) {
-          return true;
-        }
-      }
-      dot = path.indexOf('.', dot + 1);
-    }
-    return false;
-  }
-
-  private JsonNode container(String key) {
-    return parsed.computeIfAbsent(key, name -> {
+    if (parsed[id] == null) {
       try {
-        return MAPPER.readTree(first.get(name));
+        parsed[id] = MAPPER.readTree(first[id]);
       } catch (java.io.IOException | RuntimeException e) {
-        return null;
+        parsed[id] = MAPPER.nullNode();
       }
-    });
+    }
+    return parsed[id];
   }
 
   /** The node at dotted {@code path} below {@code node}, trying literal dotted keys too. */
@@ -175,17 +215,16 @@ final class JsonRecord implements Records.FieldSink {
     return null;
   }
 
-  /** The record's keys not in {@code used}, their last non-null values, in document order. */
-  Map<String, String> rest(Set<String> used) {
-    Map<String, String> extra = null;
-    Iterator<Map.Entry<String, String>> entries = last.entrySet().iterator();
-    while (entries.hasNext()) {
-      Map.Entry<String, String> entry = entries.next();
-      if (!used.contains(entry.getKey())) {
+  /** The keys no column took, their last non-null values (the other keys first). */
+  Map<String, String> rest() {
+    Map<String, String> extra = others;
+    for (int i = 0; i < touchedCount; i++) {
+      int id = touched[i];
+      if (!used[id] && last[id] != null) {
         if (extra == null) {
           extra = new LinkedHashMap<>();
         }
-        extra.put(entry.getKey(), entry.getValue());
+        extra.put(names.get(id), last[id]);
       }
     }
     return extra;

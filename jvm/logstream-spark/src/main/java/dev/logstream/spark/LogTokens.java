@@ -1,10 +1,8 @@
 package dev.logstream.spark;
 
 import java.util.Arrays;
-import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.Map;
-import java.util.Set;
 import java.util.regex.Matcher;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.RowFactory;
@@ -23,8 +21,11 @@ import org.apache.spark.sql.api.java.UDF5;
  * is_json, is_access, blank, problem, problem_detail, level, service, message, ip_address,
  * user_id, request_id, error_code, http_method, path, protocol, referrer, user_agent, vhost,
  * forwarded_for, extra, source_format, timestamp_text, time_layout, status_text,
- * response_time_text, bytes_text
+ * response_time_text, bytes_text, epoch_micros
  * </pre>
+ *
+ * {@code epoch_micros} is the event time when {@code timestamp_text} is an epoch number
+ * ({@link Values#epochMicros}).
  *
  * {@code problem} is a quarantine reason found at this level (invalid_json, unrecognized_format,
  * partial_line) with its detail. A null, empty or oversized payload yields false flags and null
@@ -59,10 +60,11 @@ public final class LogTokens implements UDF5<byte[], byte[], String, Long, byte[
   static final int STATUS_TEXT = 23;
   static final int RESPONSE_TIME_TEXT = 24;
   static final int BYTES_TEXT = 25;
-  static final int WIDTH = 26;
+  static final int EPOCH_MICROS = 26;
+  static final int WIDTH = 27;
 
-  /** JSON-mapped columns and their slots; the typed ones are trimmed. */
-  private static final String[] TEXT_COLUMNS = {
+  /** JSON-mapped text columns and their slots (ParseSpec.JsonFormat.textPaths, in order). */
+  static final String[] TEXT_COLUMNS = {
     "service", "message", "ip_address", "user_id", "request_id", "error_code", "http_method",
     "path", "protocol", "referrer", "user_agent", "vhost", "forwarded_for"
   };
@@ -74,6 +76,7 @@ public final class LogTokens implements UDF5<byte[], byte[], String, Long, byte[
   private transient Records.JsonObjectReader json;
   private transient byte[] specBytes;
   private transient ParseSpec spec;
+  private transient JsonRecord jsonRecord;
 
   @Override
   public Row call(byte[] value, byte[] key, String topic, Long kafkaMicros, byte[] specJson) {
@@ -83,6 +86,7 @@ public final class LogTokens implements UDF5<byte[], byte[], String, Long, byte[
     if (specJson != specBytes && !Arrays.equals(specJson, specBytes)) {
       spec = new ParseSpec(specJson);
       specBytes = specJson;
+      jsonRecord = new JsonRecord(spec);
     }
     Object[] out = new Object[WIDTH];
     out[IS_JSON] = out[IS_ACCESS] = out[BLANK] = false;
@@ -94,11 +98,8 @@ public final class LogTokens implements UDF5<byte[], byte[], String, Long, byte[
       out[BLANK] = true;
       return RowFactory.create(out);
     }
-    String keyText = key == null ? null : Records.strip(Records.decode(key));
-    if (keyText != null && keyText.isEmpty()) {
-      keyText = null;
-    }
-    ParseSpec.Candidates candidates = spec.candidates(keyText, topic);
+    ParseSpec.Candidates candidates =
+        spec.byKey.isEmpty() ? spec.candidates(null, topic) : spec.candidates(keyText(key), topic);
     Envelopes.Opened envelope = Envelopes.open(payload, kafkaMicros);
     Records.Payload record = payload;
     if (envelope != null) {
@@ -129,7 +130,7 @@ public final class LogTokens implements UDF5<byte[], byte[], String, Long, byte[
     }
     if (out[PROBLEM] == null) {
       if (out[SERVICE] == null || Records.strip((String) out[SERVICE]).isEmpty()) {
-        out[SERVICE] = spec.fallbackService(keyText, topic);
+        out[SERVICE] = spec.fallbackService(keyText(key), topic);
       }
       out[IP_ADDRESS] = spec.clients.client((String) out[IP_ADDRESS], (String) out[FORWARDED_FOR]);
       if (envelope != null) {
@@ -145,8 +146,20 @@ public final class LogTokens implements UDF5<byte[], byte[], String, Long, byte[
         }
         out[EXTRA] = merged;
       }
+      if (out[TIME_LAYOUT] == null) {
+        out[EPOCH_MICROS] = Values.epochMicros((String) out[TIMESTAMP_TEXT]);
+      }
     }
     return RowFactory.create(out);
+  }
+
+  /** The Kafka key as text, null when absent or blank (decoded only when it is needed). */
+  private static String keyText(byte[] key) {
+    if (key == null || key.length == 0) {
+      return null;
+    }
+    String text = Records.strip(Records.decode(key));
+    return text.isEmpty() ? null : text;
   }
 
   private static void problem(Object[] out, String reason, String detail) {
@@ -173,7 +186,8 @@ public final class LogTokens implements UDF5<byte[], byte[], String, Long, byte[
           + " formats are configured for it (" + candidates.accessNames + ")");
       return;
     }
-    JsonRecord record = new JsonRecord();
+    JsonRecord record = jsonRecord;
+    record.reset();
     int read = payload.endsWithBrace() ? json.readObject(payload, record)
         : Records.JsonObjectReader.NOT_OBJECT;
     if (read == Records.JsonObjectReader.TRAILING) {
@@ -192,17 +206,16 @@ public final class LogTokens implements UDF5<byte[], byte[], String, Long, byte[
         break;
       }
     }
-    Set<String> used = new HashSet<>();
     for (int i = 0; i < TEXT_COLUMNS.length; i++) {
-      out[TEXT_SLOTS[i]] = lookup(record, format.paths(TEXT_COLUMNS[i]), used, false);
+      out[TEXT_SLOTS[i]] = lookup(record, format.textPaths[i], false);
     }
-    String level = lookup(record, format.paths("level"), used, false);
+    String level = lookup(record, format.levelPaths, false);
     out[LEVEL] = Values.level(level == null ? format.defaultLevel : level, format.levelScale);
-    out[STATUS_TEXT] = lookup(record, format.paths("status_code"), used, true);
-    out[BYTES_TEXT] = lookup(record, format.paths("bytes_sent"), used, true);
-    out[RESPONSE_TIME_TEXT] = Values.seconds(
-        lookup(record, format.paths("response_time"), used, true), format.responseTimeUnit);
-    String request = lookup(record, format.paths("request"), used, false);
+    out[STATUS_TEXT] = lookup(record, format.statusPaths, true);
+    out[BYTES_TEXT] = lookup(record, format.bytesPaths, true);
+    out[RESPONSE_TIME_TEXT] =
+        Values.seconds(lookup(record, format.responseTimePaths, true), format.responseTimeUnit);
+    String request = lookup(record, format.requestPaths, false);
     if (request != null) {
       if (out[MESSAGE] == null) {
         out[MESSAGE] = request;
@@ -214,14 +227,14 @@ public final class LogTokens implements UDF5<byte[], byte[], String, Long, byte[
         out[PROTOCOL] = out[PROTOCOL] == null ? parts[2] : out[PROTOCOL];
       }
     }
-    readJsonTime(record, format, used, out);
-    out[EXTRA] = record.rest(used);
+    readJsonTime(record, format, out);
+    out[EXTRA] = record.rest();
     out[IS_JSON] = true;
     out[SOURCE_FORMAT] = format.name;
   }
 
   private static boolean detects(JsonRecord record, ParseSpec.JsonFormat format) {
-    for (String path : format.detect) {
+    for (ParseSpec.Path path : format.detect) {
       if (!record.has(path)) {
         return false;
       }
@@ -229,40 +242,26 @@ public final class LogTokens implements UDF5<byte[], byte[], String, Long, byte[
     return format.detect.length > 0;
   }
 
-  /**
-   * The value at the first path that holds one (trimmed if {@code trim}). Every top-level key
-   * looked at up to there is used: it does not go to {@code extra}.
-   */
-  private static String lookup(JsonRecord record, String[] paths, Set<String> used, boolean trim) {
-    for (String path : paths) {
-      if (record.first.containsKey(path)) {
-        used.add(path);
-      }
-      String found = record.get(path);
+  /** The value at the first path that holds one (trimmed if {@code trim}). */
+  private static String lookup(JsonRecord record, ParseSpec.Path[] paths, boolean trim) {
+    for (ParseSpec.Path path : paths) {
+      String found = record.take(path);
       if (found != null) {
-        used.add(path);
         return trim ? Records.strip(found) : found;
       }
     }
     return null;
   }
 
-  private static void readJsonTime(
-      JsonRecord record, ParseSpec.JsonFormat format, Set<String> used, Object[] out) {
-    for (String path : format.paths("timestamp")) {
-      int plus = path.indexOf('+');
+  private static void readJsonTime(JsonRecord record, ParseSpec.JsonFormat format, Object[] out) {
+    for (ParseSpec.Path[] paths : format.timestampPaths) {
       String text;
-      if (plus > 0) {
-        String seconds = record.get(path.substring(0, plus));
-        text = Values.secondsPlusNanos(seconds, record.get(path.substring(plus + 1)));
-        if (text != null) {
-          used.add(path.substring(0, plus));
-          used.add(path.substring(plus + 1));
-        }
+      if (paths.length == 2) {
+        String seconds = record.take(paths[0]);
+        text = Values.secondsPlusNanos(seconds, record.take(paths[1]));
       } else {
-        text = record.get(path);
+        text = record.take(paths[0]);
         if (text != null) {
-          used.add(path);
           text = Records.strip(text);
           switch (format.timestampUnit) {
             case "auto":

@@ -70,37 +70,104 @@ final class ParseSpec {
     }
   }
 
+  /**
+   * A JSON path compiled against the spec's index of interesting top-level keys: the key that is
+   * the whole path (a literal dotted key counts), and for a dotted path each top-level prefix with
+   * the rest of the path to look up inside it.
+   */
+  static final class Path {
+    final int literal;
+    final int[] prefixes;
+    final String[] rests;
+
+    Path(ParseSpec spec, String path) {
+      literal = spec.intern(path);
+      List<Integer> heads = new ArrayList<>();
+      List<String> tails = new ArrayList<>();
+      for (int dot = path.indexOf('.'); dot > 0; dot = path.indexOf('.', dot + 1)) {
+        heads.add(spec.intern(path.substring(0, dot)));
+        tails.add(path.substring(dot + 1));
+      }
+      prefixes = heads.stream().mapToInt(Integer::intValue).toArray();
+      rests = tails.toArray(new String[0]);
+    }
+  }
+
   /** One JSON field mapping: the paths of each column, the paths that detect it, its units. */
   static final class JsonFormat {
     final String name;
-    final Map<String, String[]> fields = new HashMap<>();
-    final String[] detect;
+    final Path[] detect;
     final String timestampUnit;
     final String responseTimeUnit;
     final String levelScale;
     final String defaultLevel;
+    /** The paths of each of LogTokens.TEXT_COLUMNS, in that order, and of the other columns. */
+    final Path[][] textPaths;
+    final Path[] levelPaths;
+    final Path[] statusPaths;
+    final Path[] bytesPaths;
+    final Path[] responseTimePaths;
+    final Path[] requestPaths;
+    /** Each timestamp path: one path, or two whose values add up (seconds + nanoseconds). */
+    final Path[][] timestampPaths;
 
-    JsonFormat(JsonNode node) {
+    JsonFormat(ParseSpec spec, JsonNode node) {
       name = node.get("name").asText();
+      Map<String, List<String>> fields = new HashMap<>();
       Iterator<Map.Entry<String, JsonNode>> entries = node.get("fields").fields();
       while (entries.hasNext()) {
         Map.Entry<String, JsonNode> entry = entries.next();
-        fields.put(entry.getKey(), strings(entry.getValue()).toArray(new String[0]));
+        fields.put(entry.getKey(), strings(entry.getValue()));
       }
-      detect = strings(node.get("detect")).toArray(new String[0]);
+      detect = paths(spec, strings(node.get("detect")));
       timestampUnit = node.get("timestamp_unit").asText();
       responseTimeUnit = node.get("response_time_unit").asText();
       levelScale = node.get("level_scale").asText();
       JsonNode level = node.get("default_level");
       defaultLevel = level == null || level.isNull() ? null : level.asText();
+      textPaths = new Path[LogTokens.TEXT_COLUMNS.length][];
+      for (int i = 0; i < textPaths.length; i++) {
+        textPaths[i] = paths(spec, fields.get(LogTokens.TEXT_COLUMNS[i]));
+      }
+      levelPaths = paths(spec, fields.get("level"));
+      statusPaths = paths(spec, fields.get("status_code"));
+      bytesPaths = paths(spec, fields.get("bytes_sent"));
+      responseTimePaths = paths(spec, fields.get("response_time"));
+      requestPaths = paths(spec, fields.get("request"));
+      List<String> times = fields.getOrDefault("timestamp", List.of());
+      timestampPaths = new Path[times.size()][];
+      for (int i = 0; i < times.size(); i++) {
+        timestampPaths[i] = paths(spec, List.of(times.get(i).split("\\+")));
+      }
     }
 
-    String[] paths(String column) {
-      return fields.getOrDefault(column, NO_PATHS);
+    private static Path[] paths(ParseSpec spec, List<String> texts) {
+      if (texts == null) {
+        return NO_PATHS;
+      }
+      Path[] out = new Path[texts.size()];
+      for (int i = 0; i < out.length; i++) {
+        out[i] = new Path(spec, texts.get(i));
+      }
+      return out;
     }
   }
 
-  private static final String[] NO_PATHS = new String[0];
+  private static final Path[] NO_PATHS = new Path[0];
+
+  /** The top-level JSON keys some path of some JSON format looks at, by index. */
+  final Map<String, Integer> interest = new HashMap<>();
+  final List<String> interestNames = new ArrayList<>();
+
+  private int intern(String name) {
+    Integer known = interest.get(name);
+    if (known != null) {
+      return known;
+    }
+    interest.put(name, interestNames.size());
+    interestNames.add(name);
+    return interestNames.size() - 1;
+  }
 
   ParseSpec(byte[] document) {
     JsonNode root;
@@ -120,7 +187,7 @@ final class ParseSpec {
     }
     Map<String, JsonFormat> json = new HashMap<>();
     for (JsonNode node : root.get("json")) {
-      JsonFormat format = new JsonFormat(node);
+      JsonFormat format = new JsonFormat(this, node);
       json.put(format.name, format);
     }
     defaults = new Candidates(strings(root.get("candidates")), access, json);

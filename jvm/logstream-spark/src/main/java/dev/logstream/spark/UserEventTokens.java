@@ -15,8 +15,11 @@ import org.apache.spark.sql.api.java.UDF2;
  *
  * <pre>
  * looks_json, is_json, blank, user_id, action, session_id, ip_address, extra, timestamp_text,
- * value_text
+ * value_text, epoch_micros
  * </pre>
+ *
+ * {@code epoch_micros} is the event time when the timestamp is an epoch number ({@link
+ * Values#epochMicros}).
  */
 public final class UserEventTokens implements UDF2<byte[], Integer, Row> {
   private static final long serialVersionUID = 1L;
@@ -31,7 +34,8 @@ public final class UserEventTokens implements UDF2<byte[], Integer, Row> {
   private static final int EXTRA = 7;
   private static final int TIMESTAMP_TEXT = 8;
   private static final int VALUE_TEXT = 9;
-  private static final int WIDTH = 10;
+  private static final int EPOCH_MICROS = 10;
+  private static final int WIDTH = 11;
 
   /** The JSON keys that become fields; any other key goes to {@code extra}. */
   private static final Records.JsonFields JSON_FIELDS =
@@ -68,6 +72,7 @@ public final class UserEventTokens implements UDF2<byte[], Integer, Row> {
     out[LOOKS_JSON] = looksJson;
     if (looksJson && payload.endsWithBrace() && JSON_FIELDS.read(json, payload, out)) {
       out[IS_JSON] = true;
+      out[EPOCH_MICROS] = Values.epochMicros((String) out[TIMESTAMP_TEXT]);
     } else {
       Arrays.fill(out, USER_ID, WIDTH, null);
     }

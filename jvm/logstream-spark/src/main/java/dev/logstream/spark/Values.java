@@ -24,6 +24,7 @@ final class Values {
           "alert"},
     };
     for (String[] level : names) {
+      LEVELS.put(level[0], level[0]); // the canonical name: found without lower-casing
       for (int i = 1; i < level.length; i++) {
         LEVELS.put(level[i], level[0]);
       }
@@ -40,7 +41,10 @@ final class Values {
       return null;
     }
     String trimmed = Records.strip(text);
-    String known = LEVELS.get(trimmed.toLowerCase(Locale.ROOT));
+    String known = LEVELS.get(trimmed);
+    if (known == null) {
+      known = LEVELS.get(trimmed.toLowerCase(Locale.ROOT));
+    }
     if (known != null) {
       return known;
     }
@@ -99,7 +103,7 @@ final class Values {
    * else null: {@code 1e999999999} is a valid number, but writing it out or shifting it would
    * take a billion digits, and {@code 1e-2147483647} overflows the scale.
    */
-  private static BigDecimal number(String text) {
+  static BigDecimal number(String text) {
     try {
       BigDecimal number = new BigDecimal(Records.strip(text));
       int scale = number.scale();
@@ -107,6 +111,83 @@ final class Values {
     } catch (NumberFormatException | ArithmeticException e) {
       return null;
     }
+  }
+
+  private static final BigDecimal MILLIS_FROM = new BigDecimal("1e11");
+  private static final BigDecimal MICROS_FROM = new BigDecimal("1e14");
+  private static final BigDecimal NANOS_FROM = new BigDecimal("1e17");
+  private static final long MICROS_LIMIT = 100_000_000_000L * 1_000_000L; // 1e11 s
+
+  /**
+   * An epoch timestamp written as a number, in microseconds, or null when {@code text} is not a
+   * number (ISO-8601 text, say) or not a plausible time. The unit follows from the magnitude:
+   * below 1e11 seconds, below 1e14 milliseconds, below 1e17 microseconds, else nanoseconds; the
+   * value is cut (floored) to the microsecond, as ISO-8601 fractions are. Numbers are what JSON
+   * (and logstream.parsing._NUMBER) writes: {@code [+-]?(d+.?d*|.d+)([eE][+-]?d+)?}.
+   */
+  static Long epochMicros(String text) {
+    if (text == null || !isNumber(text)) {
+      return null;
+    }
+    BigDecimal value = number(text);
+    if (value == null) {
+      return null;
+    }
+    BigDecimal magnitude = value.abs();
+    BigDecimal micros;
+    if (magnitude.compareTo(MILLIS_FROM) < 0) {
+      micros = value.scaleByPowerOfTen(6);
+    } else if (magnitude.compareTo(MICROS_FROM) < 0) {
+      micros = value.scaleByPowerOfTen(3);
+    } else if (magnitude.compareTo(NANOS_FROM) < 0) {
+      micros = value;
+    } else {
+      micros = value.scaleByPowerOfTen(-3);
+    }
+    micros = micros.setScale(0, java.math.RoundingMode.FLOOR);
+    if (micros.abs().compareTo(BigDecimal.valueOf(MICROS_LIMIT)) >= 0) {
+      return null;
+    }
+    return micros.longValueExact();
+  }
+
+  /** {@code [+-]?(d+.?d*|.d+)([eE][+-]?d+)?}, checked without a regular expression. */
+  static boolean isNumber(String text) {
+    int i = 0;
+    int n = text.length();
+    if (i < n && (text.charAt(i) == '+' || text.charAt(i) == '-')) {
+      i++;
+    }
+    int digits = 0;
+    while (i < n && text.charAt(i) >= '0' && text.charAt(i) <= '9') {
+      i++;
+      digits++;
+    }
+    if (i < n && text.charAt(i) == '.') {
+      i++;
+      while (i < n && text.charAt(i) >= '0' && text.charAt(i) <= '9') {
+        i++;
+        digits++;
+      }
+    }
+    if (digits == 0) {
+      return false;
+    }
+    if (i < n && (text.charAt(i) == 'e' || text.charAt(i) == 'E')) {
+      i++;
+      if (i < n && (text.charAt(i) == '+' || text.charAt(i) == '-')) {
+        i++;
+      }
+      int exponent = 0;
+      while (i < n && text.charAt(i) >= '0' && text.charAt(i) <= '9') {
+        i++;
+        exponent++;
+      }
+      if (exponent == 0) {
+        return false;
+      }
+    }
+    return i == n;
   }
 
   private static final Pattern COMMA_FRACTION =

@@ -36,7 +36,9 @@ atomically and reports what changed. Then `data_quality` runs (it is scheduled o
 * **Run a date range from the UI:** *Trigger DAG* -> fill `start_date` and `end_date`
   (YYYY-MM-DD, UTC, inclusive; one of them alone reconciles that day; both empty = yesterday).
   Each day becomes one mapped `reconcile` task (one `spark-submit` against `spark_default`, run
-  one after the other); at most 92 days per run, none after today.
+  one after the other); at most 92 days per run, none after today. `origin` (set to `backfill`
+  by `log_backfill`) goes into the asset event: `data_quality` then checks only the reconciled
+  tables of those days, which the stream never wrote.
 * **CLI:** `airflow dags trigger late_data_reconciliation -c '{"start_date": "2026-11-20",
   "end_date": "2026-11-24"}'`, or without Airflow:
   `spark-submit jobs/reconcile_day.py --date 2026-11-25 [--set key=value ...]`.
@@ -69,6 +71,13 @@ atomically and reports what changed. Then `data_quality` runs (it is scheduled o
             format="date",
             title="Last day (UTC)",
             description="Last UTC day to reconcile (inclusive). Empty: the same as the first.",
+        ),
+        "origin": Param(
+            None,
+            type=["null", "string"],
+            title="Origin",
+            description="Who asked, e.g. backfill (set by log_backfill): data_quality then checks "
+            "only the reconciled tables of those days, which the stream never saw.",
         ),
     },
     doc_md=DOC_MD,
@@ -123,7 +132,12 @@ def late_data_reconciliation():
         """Announce the reconciled days on the asset (data_quality runs next)."""
         done = list(summaries)
         days = [item["day"] for item in done]
-        get_current_context()["outlet_events"][RECONCILED].extra = {"days": days}
+        context = get_current_context()
+        origin = context["params"].get("origin")
+        context["outlet_events"][RECONCILED].extra = {
+            "days": days,
+            **({"origin": origin} if origin else {}),
+        }
         return {
             "days": days,
             "windows_corrected": sum(item.get("windows_corrected", 0) for item in done),

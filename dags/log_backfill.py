@@ -38,7 +38,8 @@ files hold, so historical days get reconciled metric tables.
   quarantined, skipped (already landed / out of range), days touched, changed files.
 * **Then:** `reconcile` triggers `late_data_reconciliation` with `start_date`/`end_date` = the
   first and last event day the files touched (split into runs of at most 92 days; days after
-  today are left out); skipped when no day was touched. Watch those runs in that DAG.
+  today are left out; `origin: backfill`, so that `data_quality` checks only their reconciled
+  tables); skipped when no day was touched. Watch those runs in that DAG.
 * **Run from the UI:** *Trigger DAG* -> fill `path` (and optionally `format`, `service`,
   `start_date`, `end_date`). Manual only; one backfill at a time.
 * **CLI:** `airflow dags trigger log_backfill -c '{"path": "s3a://bucket/nginx/2015-*.gz",
@@ -155,7 +156,10 @@ def log_backfill():
         from logstream.backfill import reconcile_ranges
 
         ranges = reconcile_ranges(summary["days_touched"], today=datetime.now(UTC).date())
-        return [{"start_date": lo.isoformat(), "end_date": hi.isoformat()} for lo, hi in ranges]
+        return [
+            {"start_date": lo.isoformat(), "end_date": hi.isoformat(), "origin": "backfill"}
+            for lo, hi in ranges
+        ]
 
     TriggerDagRunOperator.partial(
         task_id="reconcile",

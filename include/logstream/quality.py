@@ -964,7 +964,9 @@ def plan_run(
     * a date given in the run's params wins;
     * a scheduled (hourly) or backfilled run checks the streamed tables of its UTC day;
     * a run triggered by reconciliation checks everything for the day named in the asset event's
-      extra (``date``, or the last of ``dates``/``days``), else the previous UTC day;
+      extra (``date``, or the last of ``dates``/``days``), else the previous UTC day; when the
+      reconciliation came from a backfill (``origin: backfill``) only the reconciled tables are
+      checked: the streamed tables never held those archived days;
     * a manual run checks everything for the previous UTC day.
     """
     now = _as_utc(logical_date or datetime.now(UTC))
@@ -982,7 +984,11 @@ def plan_run(
             raise ConfigError(
                 f"date={requested_date!r} is not a date; write YYYY-MM-DD or leave it empty"
             ) from None
-    suites = requested_suites.strip() or ("streamed" if scheduled else "all")
+    backfilled = run_type == "asset_triggered" and any(
+        extra.get("origin") == "backfill" for extra in asset_extras
+    )
+    default = "streamed" if scheduled else "reconciled" if backfilled else "all"
+    suites = requested_suites.strip() or default
     return {"date": day.isoformat(), "suites": suites}
 
 

@@ -22,7 +22,7 @@ def test_dag_wiring(dag_bag):
     dag = dag_bag.get_dag(DAG_ID)
     assert dag.catchup is True
     assert dag.max_active_runs == 1
-    assert set(dag.params.keys()) == {"start_date", "end_date"}
+    assert set(dag.params.keys()) == {"start_date", "end_date", "origin"}
     assert {t.task_id for t in dag.tasks} == {"plan_days", "reconcile", "publish"}
     assert [a.name for a in dag.get_task("publish").outlets] == ["logstream_reconciled"]
     assert dag.get_task("reconcile").upstream_task_ids == {"plan_days"}

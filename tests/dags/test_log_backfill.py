@@ -73,13 +73,13 @@ def test_a_ui_triggered_backfill_lands_and_triggers_reconciliation(
         (2, "shop", "2015-05-18"),
     ]
     assert _xcoms(run.run_id, "plan_reconciliation")[0] == [
-        {"start_date": "2015-05-17", "end_date": "2015-05-18"}
+        {"start_date": "2015-05-17", "end_date": "2015-05-18", "origin": "backfill"}
     ]
     # the reconciliation run is queued for the scheduler with the range as its params
     triggered = _dag_runs("late_data_reconciliation", f"log_backfill__{run.run_id}__0")
     try:
         assert [r.conf for r in triggered] == [
-            {"start_date": "2015-05-17", "end_date": "2015-05-18"}
+            {"start_date": "2015-05-17", "end_date": "2015-05-18", "origin": "backfill"}
         ]
     finally:
         _delete_runs(triggered)

@@ -334,6 +334,11 @@ def test_plan_run():
         "date": "2026-01-10",
         "suites": "all",
     }
+    backfilled = [{"days": ["2015-05-17", "2015-05-18"], "origin": "backfill"}]
+    assert plan_run("asset_triggered", None, asset_extras=backfilled) == {
+        "date": "2015-05-18",
+        "suites": "reconciled",
+    }
     assert plan_run("manual", hourly, "2026-01-01", "events") == {
         "date": "2026-01-01",
         "suites": "events",

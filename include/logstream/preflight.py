@@ -21,18 +21,37 @@ class PreflightReport:
         return asdict(self)
 
 
+def bootstrap_addresses(settings: Settings) -> list[tuple[str, int]]:
+    """The (host, port) pairs the job connects to: ``kafka_bootstrap_servers`` when set (an
+    external cluster), else the local broker's listener."""
+    addresses = []
+    for server in settings.kafka_bootstrap.split(","):
+        host, sep, port = server.strip().rpartition(":")
+        if not sep or not port.isdigit():
+            raise ServiceError(
+                f"Kafka bootstrap server {server.strip()!r} is not host:port; "
+                "fix LOGSTREAM_KAFKA_BOOTSTRAP_SERVERS"
+            )
+        addresses.append((host.strip("[]"), int(port)))
+    return addresses
+
+
 def run_preflight(settings: Settings, require_kafka: bool = True) -> PreflightReport:
-    """Check Java, the cached jars and (optionally) the Kafka broker; raise a clear error."""
+    """Check Java, the cached jars and (optionally) that one of the Kafka bootstrap servers the
+    job will use answers; raise a clear error."""
     java = find_java()
     jars = {bundle: len(bundle_jars(settings, bundle)) for bundle in BUNDLES}
     udf_jar(settings)  # raises, naming the fix, when logstream's own jar was never built
     jars["logstream-spark"] = 1
-    reachable = port_open(settings.kafka_host, settings.kafka_port)
+    reachable = any(port_open(host, port) for host, port in bootstrap_addresses(settings))
     if require_kafka and not reachable:
-        raise ServiceError(
-            f"Kafka is not reachable at {settings.kafka_bootstrap}; start it with "
-            "`logstream kafka start` or point LOGSTREAM_KAFKA_HOST/LOGSTREAM_KAFKA_PORT at it"
+        fix = (
+            "check LOGSTREAM_KAFKA_BOOTSTRAP_SERVERS"
+            if settings.kafka_bootstrap_servers
+            else "start it with `logstream kafka start` or point "
+            "LOGSTREAM_KAFKA_HOST/LOGSTREAM_KAFKA_PORT at it"
         )
+        raise ServiceError(f"Kafka is not reachable at {settings.kafka_bootstrap}; {fix}")
     return PreflightReport(java, jars, settings.kafka_bootstrap, reachable)
 
 

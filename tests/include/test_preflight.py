@@ -26,3 +26,14 @@ def test_preflight_names_the_fix_when_logstream_spark_jar_is_missing(settings, t
         (tmp_path / bundle).symlink_to(settings.jars_dir / bundle)
     with pytest.raises(MissingDependencyError, match="make jars"):
         run_preflight(settings.replace(jars_dir=tmp_path), require_kafka=False)
+
+
+def test_preflight_checks_the_bootstrap_servers_the_job_uses(settings, kafka_broker):
+    """An external cluster in kafka_bootstrap_servers is what counts, not kafka_host:port."""
+    dead = f"127.0.0.1:{free_port()}"
+    external = settings.replace(
+        kafka_port=free_port(), kafka_bootstrap_servers=f"{dead},{kafka_broker.bootstrap}"
+    )
+    assert run_preflight(external).kafka_reachable
+    with pytest.raises(ServiceError, match="check LOGSTREAM_KAFKA_BOOTSTRAP_SERVERS"):
+        run_preflight(settings.replace(kafka_bootstrap_servers=dead))

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from logstream.config import PROJECT_ROOT, Settings
 from logstream.errors import ServiceError
-from logstream.kafka.broker import find_java, port_open
+from logstream.java import java_home
+from logstream.kafka.broker import port_open
 
 ADMIN_USER = "logstream"
 
@@ -26,7 +27,6 @@ def airflow_env(settings: Settings) -> dict[str, str]:
     """Environment variables that configure Airflow for local use (no airflow.cfg edits)."""
     home = settings.airflow_home
     venv_bin = Path(sys.executable).parent
-    java_home = os.environ.get("JAVA_HOME") or str(Path(find_java()).resolve().parents[1])
     return {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
@@ -45,7 +45,7 @@ def airflow_env(settings: Settings) -> dict[str, str]:
             {"conn_type": "spark", "host": settings.spark_master}
         ),
         # the spark provider runs spark-submit from PATH and needs JAVA_HOME
-        "JAVA_HOME": java_home,
+        "JAVA_HOME": java_home(),
         "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
         "LOGSTREAM_STATE_DIR": str(settings.state_dir),
     }

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from logstream.config import PROJECT_ROOT, Settings
 from logstream.errors import MissingDependencyError
+from logstream.java import find_java
 
 BUNDLES = ("kafka-broker", "spark-kafka")
 JVM_DIR = PROJECT_ROOT / "jvm"
@@ -132,8 +133,6 @@ def build_udf_jar(settings: Settings, force: bool = False) -> Path:
     and running jobs never see a half-written jar; jars of other digests are then removed (a job
     still running from one keeps its open file).
     """
-    from logstream.kafka.broker import find_java
-
     target = bundle_dir(settings, "logstream-spark")
     jar = target / f"logstream-spark-{_udf_digest()}.jar"
     if jar.is_file() and not force:

@@ -7,7 +7,8 @@ from dataclasses import asdict, dataclass
 from logstream.config import Settings
 from logstream.errors import LogstreamError, ServiceError
 from logstream.jars import BUNDLES, bundle_jars, udf_jar
-from logstream.kafka.broker import find_java, port_open
+from logstream.java import find_java
+from logstream.kafka.broker import port_open
 
 
 @dataclass(frozen=True)

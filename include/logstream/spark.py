@@ -16,7 +16,7 @@ from pyspark.sql import SparkSession
 
 from logstream.config import Settings
 from logstream.jars import spark_home, spark_jars
-from logstream.kafka.broker import find_java
+from logstream.java import java_home
 
 
 def spark_conf(settings: Settings, extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -75,7 +75,7 @@ def build_spark_session(
     settings = settings or Settings.load()
     if "JAVA_HOME" not in os.environ:
         # pyspark finds java on PATH too; JAVA_HOME keeps spark-submit and the provider happy
-        os.environ["JAVA_HOME"] = str(Path(find_java()).resolve().parents[1])
+        os.environ["JAVA_HOME"] = java_home()
     conf = spark_conf(settings, extra_conf)
     if os.environ.get("PYSPARK_GATEWAY_PORT"):
         # launched by spark-submit: its --master and driver memory are already in force

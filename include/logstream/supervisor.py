@@ -949,7 +949,7 @@ def job_arguments(settings: Settings, pipelines: Sequence[str]) -> list[str]:
 
 def _launch(settings: Settings, pipelines: Sequence[str]) -> JobRecord:
     """Start the job detached (own session, output appended to the log) and record it."""
-    from logstream.kafka.broker import find_java
+    from logstream.java import java_home
     from logstream.spark import spark_submit_command
 
     unknown = set(pipelines) - set(PIPELINES)
@@ -961,7 +961,7 @@ def _launch(settings: Settings, pipelines: Sequence[str]) -> JobRecord:
     command = spark_submit_command(settings, JOB_PATH, job_arguments(settings, pipelines))
     env = dict(os.environ)
     if "JAVA_HOME" not in env:
-        env["JAVA_HOME"] = str(Path(find_java()).resolve().parents[1])
+        env["JAVA_HOME"] = java_home()
     with paths.log.open("ab") as out:
         offset = out.tell()
         stamp = datetime.now(UTC).isoformat(timespec="seconds")

@@ -39,13 +39,13 @@ def dag_bag(airflow_db):
 def airflow_env(settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     """What the embedded Airflow gives tasks: the spark_default connection to the test master,
     spark-submit and the venv's Python on PATH, JAVA_HOME, and the session's logstream state."""
-    from logstream.kafka.broker import find_java
+    from logstream.java import java_home
 
     values = {
         "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps(
             {"conn_type": "spark", "host": settings.spark_master}
         ),
-        "JAVA_HOME": os.environ.get("JAVA_HOME") or str(Path(find_java()).resolve().parents[1]),
+        "JAVA_HOME": java_home(),
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "LOGSTREAM_STATE_DIR": str(settings.state_dir),
     }

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import logging
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -20,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from logstream.config import Settings
-from logstream.errors import MissingDependencyError, ServiceError
+from logstream.errors import ServiceError
 from logstream.jars import bundle_jars
+from logstream.java import find_java
 
 log = logging.getLogger(__name__)
 
@@ -65,20 +65,6 @@ logger.state.level = WARN
 logger.request.name = kafka.request.logger
 logger.request.level = WARN
 """
-
-
-def find_java() -> str:
-    """``$JAVA_HOME/bin/java`` or ``java`` on PATH, else a clear error."""
-    java_home = os.environ.get("JAVA_HOME")
-    if java_home and Path(java_home, "bin", "java").exists():
-        return str(Path(java_home, "bin", "java"))
-    java = shutil.which("java")
-    if java is None:
-        raise MissingDependencyError(
-            "Java is not installed (no JAVA_HOME, no `java` on PATH); install a JDK 17+ "
-            "(apt-get install openjdk-17-jdk-headless) and set JAVA_HOME"
-        )
-    return java
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:

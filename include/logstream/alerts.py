@@ -1191,15 +1191,3 @@ def task_failure_alert(context: Mapping[str, Any]) -> None:
         log.error(f"could not build the task failure alert: {exc}", extra={"error": str(exc)})
         return
     notify(alert)
-
-
-def sample_alert() -> Alert:
-    """A harmless alert with a fresh dedup key, for checking a channel configuration end to end."""
-    now = _now_iso()
-    return Alert(
-        dedup_key=f"test:{now}:{os.getpid()}",
-        kind="test",
-        severity="info",
-        summary="logstream test alert: this channel is configured correctly",
-        details={"host": socket.gethostname()},
-    )

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from airflow.sdk import Asset
 
-#: bronze `events` and the streamed metric tables, landed by the streaming job
-STREAM_TABLES = Asset("logstream_stream_tables")
 #: `reconciled/<metric>` partitions, written by late_data_reconciliation
 RECONCILED = Asset("logstream_reconciled")
 #: emitted by data_quality only when every suite passed: what downstream publishing waits for

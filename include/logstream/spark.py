@@ -32,10 +32,6 @@ def spark_conf(settings: Settings, extra: Mapping[str, str] | None = None) -> di
         "spark.sql.session.timeZone": "UTC",
         "spark.ui.enabled": str(settings.spark_ui).lower(),
         "spark.ui.showConsoleProgress": "false",
-        "spark.sql.streaming.stateStore.providerClass": (
-            "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
-        ),
-        "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
         "spark.sql.adaptive.enabled": "true",
         # the job caches each parsed micro-batch once and reads it a few times: building an
         # uncompressed cache is cheaper than compressing what lives for seconds

@@ -22,12 +22,3 @@ def ensure_topics(bootstrap: str, topics: list[str], partitions: int) -> list[st
         return missing
     finally:
         admin.close()
-
-
-def partition_count(bootstrap: str, topic: str) -> int:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="logstream-admin")
-    try:
-        (description,) = admin.describe_topics([topic])
-        return len(description["partitions"])
-    finally:
-        admin.close()

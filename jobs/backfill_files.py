@@ -25,7 +25,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from logstream import logs
+from logstream import logsetup
 from logstream.backfill import BackfillRequest, backfill
 from logstream.config import add_settings_arguments, settings_from_arguments
 from logstream.errors import LogstreamError
@@ -48,7 +48,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logs.configure()
+    logsetup.configure()
     logging.getLogger("logstream.backfill").setLevel(logging.INFO)  # progress per chunk
     try:
         settings = settings_from_arguments(args)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from logstream import logs
+from logstream import logsetup
 from logstream.config import add_settings_arguments, settings_from_arguments
 from logstream.errors import LogstreamError
 from logstream.latency import parse_hour, report_folder, run_report
@@ -33,7 +33,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logs.configure()
+    logsetup.configure()
     try:
         settings = settings_from_arguments(args)
         hour = parse_hour(args.hour)

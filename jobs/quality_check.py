@@ -16,7 +16,7 @@ import argparse
 import sys
 from datetime import date
 
-from logstream import logs
+from logstream import logsetup
 from logstream.config import add_settings_arguments, settings_from_arguments
 from logstream.errors import LogstreamError
 from logstream.quality import (
@@ -64,7 +64,7 @@ def _pairs(items: list[str], option: str) -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logs.configure()
+    logsetup.configure()
     try:
         params = _pairs(args.params, "--param")
         settings = settings_from_arguments(args)

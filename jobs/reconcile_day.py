@@ -19,7 +19,7 @@ import sys
 import traceback
 from datetime import UTC, datetime
 
-from logstream import logs
+from logstream import logsetup
 from logstream.config import add_settings_arguments, settings_from_arguments
 from logstream.errors import LogstreamError
 from logstream.metrics import configured_families
@@ -38,7 +38,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logs.configure()
+    logsetup.configure()
     try:
         settings = settings_from_arguments(args)
         families = configured_families(settings.windows)

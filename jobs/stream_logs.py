@@ -18,7 +18,7 @@ import signal
 import sys
 import threading
 
-from logstream import logs
+from logstream import logsetup
 from logstream.alerts import BackgroundAlertSink, build_alert_sink
 from logstream.config import add_settings_arguments, settings_from_arguments
 from logstream.errors import LogstreamError
@@ -42,7 +42,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logs.configure()
+    logsetup.configure()
     try:
         settings = settings_from_arguments(args)
         pipelines = tuple(p.strip() for p in args.pipelines.split(",") if p.strip())

@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from logstream import logs
+from logstream import logsetup
 from logstream.config import Settings
 from logstream.errors import LogstreamError
 
@@ -267,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logs.configure(args.log_level)
+    logsetup.configure(args.log_level)
     handler: Callable[[argparse.Namespace, Settings], int] = args.handler
     try:
         return handler(args, Settings.load(args.config))

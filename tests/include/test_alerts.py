@@ -29,7 +29,7 @@ from logstream.alerts import (
     task_failure_alert,
 )
 from logstream.config import Settings
-from logstream.logs import KeyValueFormatter
+from logstream.logsetup import KeyValueFormatter
 from tests.conftest import free_port
 from tests.helpers import CHANNEL_ENV, Receiver
 

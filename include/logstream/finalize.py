@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -143,8 +142,3 @@ def final_windows(events: DataFrame, work: Finalization) -> DataFrame:
         (F.col("window_end") > _instant(work.after_ms))
         & (F.col("window_end") <= _instant(work.through_ms))
     )
-
-
-def utc(ms: int) -> datetime:
-    """Epoch milliseconds as an exact UTC datetime (no float rounding)."""
-    return datetime.fromtimestamp(ms // 1000, UTC).replace(microsecond=ms % 1000 * 1000)

@@ -48,8 +48,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, TextIO
 
 from logstream.errors import ConfigError, ServiceError
+from logstream.timeutil import EPOCH, from_ms, to_ms
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MINUTE_MS = 60_000
 
 #: Malformed kinds of log records; each is the ``quarantine.reason`` the parser must give it. (A
@@ -168,7 +168,7 @@ class GeneratorConfig:
 
     def resolved_start(self, now: datetime | None = None) -> datetime:
         """``start`` as an aware UTC datetime at ms precision (naive values are taken as UTC)."""
-        return _from_ms(_start_ms(self, now))
+        return from_ms(_start_ms(self, now))
 
 
 @dataclass(frozen=True)
@@ -188,16 +188,6 @@ class GeneratedRecord:
 # -- time helpers -----------------------------------------------------------------------------
 
 
-def _to_ms(moment: datetime) -> int:
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return (moment - EPOCH) // timedelta(milliseconds=1)
-
-
-def _from_ms(ms: int) -> datetime:
-    return EPOCH + timedelta(milliseconds=ms)
-
-
 def _span_ms(config: GeneratorConfig) -> int:
     return round(config.count * 1000 / config.events_per_second)
 
@@ -206,8 +196,8 @@ def _start_ms(
     config: GeneratorConfig, now: datetime | None = None, span_ms: int | None = None
 ) -> int:
     if config.start is not None:
-        return _to_ms(config.start)
-    now_ms = _to_ms(now or datetime.now(UTC))
+        return to_ms(config.start)
+    now_ms = to_ms(now or datetime.now(UTC))
     return now_ms // _MINUTE_MS * _MINUTE_MS - (_span_ms(config) if span_ms is None else span_ms)
 
 
@@ -216,14 +206,14 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 
 def _iso(ms: int, offset_minutes: int = 0) -> str:
     """ISO-8601 with milliseconds: ``Z`` for UTC, ``+hh:mm`` otherwise."""
-    local = _from_ms(ms).astimezone(timezone(timedelta(minutes=offset_minutes)))
+    local = from_ms(ms).astimezone(timezone(timedelta(minutes=offset_minutes)))
     text = local.isoformat(timespec="milliseconds")
     return text.replace("+00:00", "Z") if offset_minutes == 0 else text
 
 
 def _clf_time(ms: int, offset_minutes: int) -> str:
     """Access-log time: ``25/Nov/2026:10:00:00 +0000`` (month names fixed, not from the locale)."""
-    local = _from_ms(ms).astimezone(timezone(timedelta(minutes=offset_minutes)))
+    local = from_ms(ms).astimezone(timezone(timedelta(minutes=offset_minutes)))
     sign = "+" if offset_minutes >= 0 else "-"
     hours, minutes = divmod(abs(offset_minutes), 60)
     return (
@@ -539,10 +529,10 @@ class _LogBuilder:
                 request = self._request(event_ms, user=late_user)
                 record = self._render(request, event_ms, fmt=self._any_format())
         if record.truth is not None and role != _LATE:
-            event_time_ms = _to_ms(record.truth["event_time"])
+            event_time_ms = to_ms(record.truth["event_time"])
             if self.newest_ms is None or event_time_ms > self.newest_ms:
                 self.newest_ms = event_time_ms
-        return dataclasses.replace(record, late=role == _LATE, clock=_from_ms(clock))
+        return dataclasses.replace(record, late=role == _LATE, clock=from_ms(clock))
 
     def _delivery_delay_ms(self) -> int:
         return _delivery_delay_ms(self.rng, self.config.max_disorder_s)
@@ -674,7 +664,7 @@ class _LogBuilder:
     def _render_json(self, request: dict[str, Any], event_ms: int, fmt: str) -> GeneratedRecord:
         document, event_ms = self._json_document(request, event_ms, fmt)
         truth = {
-            "event_time": _from_ms(event_ms),
+            "event_time": from_ms(event_ms),
             "level": request["level"],
             "service": request["service"],
             "message": request["message"],
@@ -712,7 +702,7 @@ class _LogBuilder:
         if with_time:
             line += f" {request['response_time']:.3f}"
         truth = {
-            "event_time": _from_ms(event_ms),
+            "event_time": from_ms(event_ms),
             "service": request["service"],
             "ip_address": request["ip_address"],
             "user_id": None,
@@ -788,7 +778,7 @@ class _LogBuilder:
 
 def _iso_nanos(event_ms: int) -> str:
     """RFC 3339 with nanoseconds, as a container runtime stamps its lines."""
-    return _from_ms(event_ms).strftime("%Y-%m-%dT%H:%M:%S.%f000Z")
+    return from_ms(event_ms).strftime("%Y-%m-%dT%H:%M:%S.%f000Z")
 
 
 def _dumps(document: dict[str, Any]) -> bytes:
@@ -828,14 +818,14 @@ def _random_text(rng: random.Random) -> bytes:
 
 def _out_of_range_timestamp(rng: random.Random, event_ms: int) -> Any:
     """The event's time of day, but in 1990 or 2100 (as ISO, epoch seconds or epoch millis)."""
-    moment = _from_ms(event_ms)
+    moment = from_ms(event_ms)
     moment = moment.replace(year=rng.choice((1990, 2100)), day=min(moment.day, 28))
     layout = rng.random()
     if layout < 0.6:
-        return _iso(_to_ms(moment))
+        return _iso(to_ms(moment))
     if layout < 0.8:
-        return _to_ms(moment) // 1000
-    return _to_ms(moment)
+        return to_ms(moment) // 1000
+    return to_ms(moment)
 
 
 # -- user events ------------------------------------------------------------------------------
@@ -924,7 +914,7 @@ class _UserEventBuilder:
             record = self._malformed(self.plan.malformed[index], document)
         else:
             truth = {
-                "event_time": _from_ms(event_ms),
+                "event_time": from_ms(event_ms),
                 "user_id": user,
                 "action": action,
                 "value": value,
@@ -944,7 +934,7 @@ class _UserEventBuilder:
                 self.newest_ms = (
                     event_ms if self.newest_ms is None else max(self.newest_ms, event_ms)
                 )
-        return dataclasses.replace(record, clock=_from_ms(clock))
+        return dataclasses.replace(record, clock=from_ms(clock))
 
     def _malformed(self, kind: str, document: dict[str, Any]) -> GeneratedRecord:
         rng = self.rng
@@ -963,8 +953,8 @@ class _UserEventBuilder:
             document["timestamp"] = rng.choice(("not-a-timestamp", "yesterday at noon"))
             value = _dumps(document)
         elif kind == "timestamp_out_of_range":
-            document["timestamp"] = _to_ms(
-                _from_ms(document["timestamp"]).replace(year=rng.choice((1990, 2100)), day=1)
+            document["timestamp"] = to_ms(
+                from_ms(document["timestamp"]).replace(year=rng.choice((1990, 2100)), day=1)
             )
             value = _dumps(document)
         elif kind == "missing_field":

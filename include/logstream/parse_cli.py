@@ -25,7 +25,6 @@ import stat
 import sys
 from collections import Counter
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -41,6 +40,7 @@ from logstream.parsing import (
     parse_user_events,
     valid_events,
 )
+from logstream.timeutil import utc_argument
 
 KINDS = ("logs", "user-events")
 #: Kafka topic name given to the file's records.
@@ -78,7 +78,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--received-at",
-        type=_utc_datetime,
+        type=utc_argument,
         metavar="ISO_TIME",
         help="Kafka timestamp given to every line, e.g. 2024-01-15T12:00:00Z; event times are "
         "then checked against it as the stream checks them (default: not checked)",
@@ -275,17 +275,6 @@ def _printable(text: str | None) -> str | None:
         char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
         for char in text
     )
-
-
-def _utc_datetime(text: str) -> datetime:
-    """An ISO-8601 time for ``--received-at``; without an offset it is taken as UTC."""
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not an ISO-8601 time such as 2024-01-15T12:00:00Z"
-        ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _fail(message: str) -> int:

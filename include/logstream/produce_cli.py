@@ -24,6 +24,7 @@ from logstream.generator import (
     merge_by_clock,
     produce,
 )
+from logstream.timeutil import utc_argument
 
 _EPILOG = """\
 Records are emitted in simulated-clock order (events_per_second of event time), starting at
@@ -62,7 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         default=200.0,
         help="event-time rate of the simulated clock (default: 200)",
     )
-    parser.add_argument("--start", type=_utc_datetime, help="ISO-8601 start of the event time")
+    parser.add_argument("--start", type=utc_argument, help="ISO-8601 start of the event time")
     parser.add_argument("--late-share", type=_share, default=0.02, help="default: 0.02")
     parser.add_argument("--malformed-share", type=_share, default=0.01, help="default: 0.01")
     parser.add_argument("--topic", help="logs topic (default: the logs_topic setting)")
@@ -212,13 +213,3 @@ def _share(text: str) -> float:
     if not 0.0 <= value <= 0.5:
         raise argparse.ArgumentTypeError(f"{value} must be a share between 0 and 0.5")
     return value
-
-
-def _utc_datetime(text: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not ISO-8601, e.g. 2026-11-25T10:00:00Z"
-        ) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

@@ -52,6 +52,7 @@ from logstream.config import Settings
 from logstream.errors import ConfigError
 from logstream.fs import HadoopFS
 from logstream.tables import table_path, table_schema
+from logstream.timeutil import as_utc
 
 if TYPE_CHECKING:
     from great_expectations.data_context import AbstractDataContext
@@ -273,17 +274,13 @@ def resolve_suites(settings: Settings, selection: str | Iterable[str] | None) ->
 # --------------------------------------------------------------------------------------------
 
 
-def _as_utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def _spark_local(value: datetime) -> datetime:
     """An aware datetime as PySpark shows timestamps: naive, in the driver's local time zone.
 
     GX compares collected values (PySpark turns them into local naive datetimes) with the
     parameters, and Spark reads naive literals as local time, so both sides must agree.
     """
-    return datetime.fromtimestamp(_as_utc(value).timestamp())
+    return datetime.fromtimestamp(as_utc(value).timestamp())
 
 
 def expectation_parameters(
@@ -313,14 +310,14 @@ def expectation_parameters(
         ) from None
     if "fresh_since" in overrides:
         try:
-            fresh_since = _as_utc(datetime.fromisoformat(str(overrides["fresh_since"])))
+            fresh_since = as_utc(datetime.fromisoformat(str(overrides["fresh_since"])))
         except ValueError:
             raise ConfigError(
                 f"fresh_since={overrides['fresh_since']!r} is not an ISO-8601 time; "
                 "write e.g. 2026-01-14T23:00:00+00:00"
             ) from None
     else:
-        anchor = min(_as_utc(now or datetime.now(UTC)), end)
+        anchor = min(as_utc(now or datetime.now(UTC)), end)
         fresh_since = anchor - timedelta(minutes=minutes)
     return {"day_start": start, "day_end": end, "fresh_since": fresh_since}
 
@@ -969,7 +966,7 @@ def plan_run(
       checked: the streamed tables never held those archived days;
     * a manual run checks everything for the previous UTC day.
     """
-    now = _as_utc(logical_date or datetime.now(UTC))
+    now = as_utc(logical_date or datetime.now(UTC))
     scheduled = run_type in {"scheduled", "backfill"}  # cron ticks, live or replayed
     day = now.date() if scheduled else now.date() - timedelta(days=1)
     if run_type == "asset_triggered":

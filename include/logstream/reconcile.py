@@ -65,12 +65,12 @@ from logstream.errors import ConfigError
 from logstream.fs import HadoopFS
 from logstream.metrics import Family, interval_ms
 from logstream.tables import read_partitions, table_path, table_schema
+from logstream.timeutil import from_ms, to_ms
 
 log = logging.getLogger(__name__)
 
 DAY = timedelta(days=1)
 _MICROSECOND = timedelta(microseconds=1)
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 RECONCILED = "reconciled"
 REPORT_TABLE = "reconciliation_report"
@@ -94,14 +94,6 @@ def day_start(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
-def _ms(moment: datetime) -> int:
-    return (moment - EPOCH) // timedelta(milliseconds=1)
-
-
-def _at_ms(ms: int) -> datetime:
-    return EPOCH + timedelta(milliseconds=ms)
-
-
 def family_span(family: Family, day: date) -> tuple[datetime, datetime] | None:
     """Event times ``[from, until)`` that the windows of ``family`` starting on ``day`` cover.
 
@@ -111,11 +103,11 @@ def family_span(family: Family, day: date) -> tuple[datetime, datetime] | None:
     """
     size = interval_ms(family.window)
     slide = interval_ms(family.slide) if family.slide else size
-    first_ms = -(-_ms(day_start(day)) // slide) * slide  # first multiple of slide >= midnight
-    last_ms = (_ms(day_start(day + DAY)) - 1) // slide * slide  # last one before next midnight
+    first_ms = -(-to_ms(day_start(day)) // slide) * slide  # first multiple of slide >= midnight
+    last_ms = (to_ms(day_start(day + DAY)) - 1) // slide * slide  # last one before next midnight
     if first_ms > last_ms:
         return None
-    return _at_ms(first_ms), _at_ms(last_ms + size)
+    return from_ms(first_ms), from_ms(last_ms + size)
 
 
 def event_span(families: Iterable[Family], day: date) -> tuple[datetime, datetime] | None:

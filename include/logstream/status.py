@@ -30,6 +30,8 @@ from typing import Any
 
 from pyspark.sql.streaming import StreamingQueryListener
 
+from logstream.timeutil import parse_iso
+
 log = logging.getLogger(__name__)
 
 
@@ -70,20 +72,14 @@ def kafka_lag(source: dict) -> int | None:
     return lag
 
 
-def _parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
 def summarize_progress(progress: dict, dropped_so_far: int) -> dict:
     """The status-file view of one progress event (pure; unit-tested)."""
     state_ops = progress.get("stateOperators") or []
     dropped_now = sum(int(op.get("numRowsDroppedByWatermark", 0)) for op in state_ops)
     lags = [lag for lag in (kafka_lag(s) for s in progress.get("sources", [])) if lag is not None]
     event_time = progress.get("eventTime") or {}
-    max_event = _parse_time(event_time.get("max"))
-    stamp = _parse_time(progress.get("timestamp"))
+    max_event = parse_iso(event_time.get("max"))
+    stamp = parse_iso(progress.get("timestamp"))
     return {
         "query": progress.get("name"),
         "id": progress.get("id"),
@@ -214,7 +210,7 @@ def append_history(status_dir: str | Path, record: dict, keep_days: int = HISTOR
     A new day's file prunes the query's files older than ``keep_days``, so the history stays
     bounded without a separate clean-up job.
     """
-    stamp = _parse_time(record.get("timestamp")) or datetime.now(UTC)
+    stamp = parse_iso(record.get("timestamp")) or datetime.now(UTC)
     day = stamp.astimezone(UTC).date()
     query = str(record.get("query") or "unnamed")
     target = history_path(status_dir, query, day)
@@ -255,7 +251,7 @@ def read_history(status_dir: str | Path, start: datetime, end: datetime) -> list
             for line in path.read_text().splitlines():
                 try:
                     record = json.loads(line)
-                    stamp = _parse_time(record.get("timestamp"))
+                    stamp = parse_iso(record.get("timestamp"))
                 except (json.JSONDecodeError, ValueError, AttributeError):
                     continue
                 if stamp is not None and start <= stamp < end:
@@ -292,9 +288,9 @@ class StatusListener(StreamingQueryListener):
             status["watermark"] = watermark
         if max_event_time and not status.get("max_event_time"):
             status["max_event_time"] = max_event_time
-            stamp = _parse_time(status.get("progress_timestamp"))
+            stamp = parse_iso(status.get("progress_timestamp"))
             if stamp is not None:
-                lag = stamp - _parse_time(max_event_time)
+                lag = stamp - parse_iso(max_event_time)
                 status["event_time_lag_seconds"] = lag.total_seconds()
         if final_through:
             status["windows_final_through"] = final_through
@@ -357,7 +353,7 @@ class StatusListener(StreamingQueryListener):
         gauges.input_rate.labels(name).set(status["input_rows_per_second"] or 0)
         gauges.processed_rate.labels(name).set(status["processed_rows_per_second"] or 0)
         gauges.batch_duration.labels(name).set(status["batch_duration_ms"] or 0)
-        watermark = _parse_time(status["watermark"])
+        watermark = parse_iso(status["watermark"])
         if watermark:
             gauges.watermark.labels(name).set(watermark.timestamp())
         gauges.dropped.labels(name).set(status["rows_dropped_by_watermark"])

@@ -47,6 +47,7 @@ from logstream.fs import HadoopFS
 from logstream.sinks import BatchTableWriter
 from logstream.status import TotalsRegistry
 from logstream.tables import existing_partitions, read_paths, table_path
+from logstream.timeutil import from_ms
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +138,7 @@ class IngestState:
 
 
 def _iso(ms: int | None) -> str | None:
-    return None if ms is None else finalize.utc(ms).isoformat().replace("+00:00", "Z")
+    return None if ms is None else from_ms(ms).isoformat().replace("+00:00", "Z")
 
 
 @dataclass
@@ -390,7 +391,7 @@ class IngestBatchHandler:
                 self.spark,
                 self.settings,
                 self.pipeline.events_table,
-                (finalize.utc(lo), finalize.utc(high_water + 1)),
+                (from_ms(lo), from_ms(high_water + 1)),
             )
             .where(usable)
             .select(*self.open_columns)
@@ -494,8 +495,8 @@ class IngestBatchHandler:
         if not rules:
             return
         window_ms = metrics.interval_ms(item.group[0].window)
-        first = finalize.utc(item.after_ms - window_ms).date() - timedelta(days=1)
-        last = finalize.utc(item.through_ms - window_ms).date()
+        first = from_ms(item.after_ms - window_ms).date() - timedelta(days=1)
+        last = from_ms(item.through_ms - window_ms).date()
         folders = [
             f"window_date={first + timedelta(days=n)}" for n in range((last - first).days + 1)
         ]
@@ -594,8 +595,8 @@ def _window_rows(frame: DataFrame, columns: list[Column]) -> list[dict]:
     rows = []
     for row in frame.select(*bounds, *columns).collect():
         values = row.asDict()
-        values["window_start"] = finalize.utc(values.pop("_start"))
-        values["window_end"] = finalize.utc(values.pop("_end"))
+        values["window_start"] = from_ms(values.pop("_start"))
+        values["window_end"] = from_ms(values.pop("_end"))
         rows.append(values)
     return rows
 

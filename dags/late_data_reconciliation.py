@@ -101,30 +101,13 @@ def late_data_reconciliation():
     @task(max_active_tis_per_dagrun=1)
     def reconcile(day: str) -> dict:
         """spark-submit jobs/reconcile_day.py for one day; returns the report's summary."""
-        from airflow.providers.apache.spark.hooks.spark_submit import SparkSubmitHook
-
-        from logstream.config import PROJECT_ROOT, Settings
+        from logstream.config import Settings
         from logstream.reconcile import job_arguments, parse_day, run_summary
-        from logstream.spark import spark_conf
+        from logstream.submit import submit_job
 
         settings = Settings.load()
-        conf = spark_conf(settings)
-        conf.pop("spark.master")  # the spark_default connection names the master
-        jars = conf.pop("spark.jars")
-        driver_memory = conf.pop("spark.driver.memory")
-        hook = SparkSubmitHook(
-            conn_id="spark_default",
-            conf=conf,
-            jars=jars or None,
-            driver_memory=driver_memory,
-            name=f"logstream-reconcile-{day}",
-            application_args=job_arguments(settings, parse_day(day)),
-        )
-        try:
-            hook.submit(application=str(PROJECT_ROOT / "jobs" / "reconcile_day.py"))
-        except BaseException:
-            hook.on_kill()  # a killed or timed-out task must not leave spark-submit running
-            raise
+        arguments = job_arguments(settings, parse_day(day))
+        submit_job(settings, "reconcile_day.py", arguments, name=f"logstream-reconcile-{day}")
         return run_summary(settings, parse_day(day))
 
     @task(outlets=[RECONCILED])

@@ -109,13 +109,12 @@ def log_backfill():
         """spark-submit jobs/backfill_files.py; returns the job's summary."""
         import json
 
-        from airflow.providers.apache.spark.hooks.spark_submit import SparkSubmitHook
         from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
         from logstream.backfill import BackfillRequest, job_arguments, summary_file
-        from logstream.config import PROJECT_ROOT, Settings
+        from logstream.config import Settings
         from logstream.errors import ConfigError
-        from logstream.spark import spark_conf
+        from logstream.submit import submit_job
 
         settings = Settings.load()
         names = ("path", "format", "service", "start_date", "end_date")
@@ -126,23 +125,8 @@ def log_backfill():
         except ConfigError as exc:
             raise AirflowFailException(str(exc)) from None  # bad params: retrying cannot help
         summary.unlink(missing_ok=True)  # an earlier try's summary must not pass for this one
-        conf = spark_conf(settings)
-        conf.pop("spark.master")  # the spark_default connection names the master
-        jars = conf.pop("spark.jars")
-        driver_memory = conf.pop("spark.driver.memory")
-        hook = SparkSubmitHook(
-            conn_id="spark_default",
-            conf=conf,
-            jars=jars or None,
-            driver_memory=driver_memory,
-            name="logstream-backfill",
-            application_args=job_arguments(settings, request, str(summary)),
-        )
-        try:
-            hook.submit(application=str(PROJECT_ROOT / "jobs" / "backfill_files.py"))
-        except BaseException:
-            hook.on_kill()  # a killed or timed-out task must not leave spark-submit running
-            raise
+        arguments = job_arguments(settings, request, str(summary))
+        submit_job(settings, "backfill_files.py", arguments, name="logstream-backfill")
         if not summary.is_file():
             raise AirflowException(
                 f"the backfill job passed but left no summary at {summary}: reports_dir must be "

@@ -12,6 +12,7 @@ import random
 import re
 import string
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -105,6 +106,17 @@ PRESET_LINES = {
          "712", "-", "curl/8", "17", "whoami@docker", "http://172.18.0.3:80", "3"),
     ),
 }  # fmt: skip
+
+
+def test_every_target_is_a_column_the_tokenizer_reads():
+    java = (
+        Path(__file__).resolve().parents[2]
+        / "jvm/logstream-spark/src/main/java/dev/logstream/spark/LogTokens.java"
+    ).read_text()
+    read = set(re.findall(r'case "([a-z_]+)":', java))
+    assert read >= access.COLUMNS
+    targets = {t for found in access.presets().values() for t in found.targets}
+    assert {t for t in targets if not t.startswith("extra:")} <= access.COLUMNS
 
 
 def test_every_preset_compiles_to_the_documented_targets():

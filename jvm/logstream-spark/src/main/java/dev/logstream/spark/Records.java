@@ -96,11 +96,6 @@ final class Records {
       return !isEmpty() && (bytes[start] == '{' || bytes[start] == '[');
     }
 
-    /** The payload's text from byte {@code from} on, or null when that is past the end. */
-    String textFrom(int from) {
-      return from > end ? null : new String(bytes, from, end - from, StandardCharsets.UTF_8);
-    }
-
     /** A JSON object must end with {@code }}. */
     boolean endsWithBrace() {
       return !isEmpty() && bytes[end - 1] == '}';

@@ -57,6 +57,7 @@ field and value. For rejected rows the event columns are best-effort leftovers o
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -120,7 +121,7 @@ class ParseOptions:
                 f"max_record_bytes={self.max_record_bytes} must be <= {_MAX_INT}; "
                 "set LOGSTREAM_MAX_RECORD_BYTES"
             )
-        self.spec()  # every format name and string resolves, or ConfigError now
+        self.spec  # every format name and string resolves, or ConfigError now  # noqa: B018
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ParseOptions:
@@ -141,8 +142,10 @@ class ParseOptions:
             trusted_proxies=settings.trusted_proxies,
         )
 
+    @functools.cached_property
     def spec(self) -> bytes:
-        """The JSON the Java tokenizer reads these options from (logstream.formats.parse_spec)."""
+        """The JSON the Java tokenizer reads these options from (logstream.formats.parse_spec),
+        built once per options object."""
         known = formats.catalog(self.access_formats, self.json_formats, self.auto_formats)
         return formats.parse_spec(
             known,
@@ -173,7 +176,7 @@ def parse_log_records(options: ParseOptions) -> Callable[[DataFrame], DataFrame]
             F.col("topic"),
             F.unix_micros(F.col("timestamp")),
         ]
-        tokens = _tokens(records, LOG_TOKENS_FUNCTION, inputs, [options.spec()])
+        tokens = _tokens(records, LOG_TOKENS_FUNCTION, inputs, [options.spec])
         is_access = F.col("is_access")
         events = (
             records.select(*_record_columns(), tokens.alias("tokens"))

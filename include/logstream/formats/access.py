@@ -34,6 +34,7 @@ A second variable feeding a column that is already fed goes to ``extra`` instead
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from dataclasses import dataclass
 
@@ -455,8 +456,10 @@ PRESET_FORMATS: dict[str, tuple[str, str]] = {
 TRAILING_PRESET = ("combined_trailing", ("nginx", f"{_COMBINED_NGINX} $trailing"))
 
 
+@functools.cache
 def presets() -> dict[str, AccessFormat]:
-    """Every built-in access format, compiled, cheapest first (the trailing catch-all last)."""
+    """Every built-in access format, compiled once, cheapest first (the trailing catch-all last).
+    Callers copy the mapping, never change it."""
     compiled = [
         compile_format(name, text, syntax) for name, (syntax, text) in PRESET_FORMATS.items()
     ]

@@ -48,8 +48,8 @@ def main() -> None:
 
     from logstream import schemas
     from logstream.config import Settings
-    from logstream.parsing import ParseOptions, parse_log_records
-    from logstream.spark import build_spark_session
+    from logstream.runtime.spark import build_spark_session
+    from logstream.transforms.parsing import ParseOptions, parse_log_records
 
     manifest = json.loads((CORPUS / "MANIFEST.json").read_text())
     settings = Settings.load(env={}).replace(spark_master="local[2]")

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-from logstream.generator import GeneratedRecord
+from logstream.devtools.generator import GeneratedRecord
 
 SHARES = (
     ("logstream", 0.30),

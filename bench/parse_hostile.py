@@ -55,8 +55,8 @@ def main() -> int:
 
     from logstream import schemas
     from logstream.config import Settings
-    from logstream.parsing import ParseOptions, parse_log_records
-    from logstream.spark import build_spark_session
+    from logstream.runtime.spark import build_spark_session
+    from logstream.transforms.parsing import ParseOptions, parse_log_records
 
     settings = Settings.load(env={})
     spark = build_spark_session("bench-hostile", settings.replace(spark_master="local[2]"))

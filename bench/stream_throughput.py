@@ -103,9 +103,9 @@ def _child(variant: str, workdir: Path, bootstrap: str) -> dict:
 
     from logstream.alerts import build_alert_sink
     from logstream.config import Settings
-    from logstream.spark import build_spark_session
-    from logstream.status import TotalsRegistry
-    from logstream.streaming import RunOptions, run_pipeline
+    from logstream.runtime.spark import build_spark_session
+    from logstream.stream.job import RunOptions, run_pipeline
+    from logstream.stream.status import TotalsRegistry
 
     host, port = bootstrap.rsplit(":", 1)
     settings = Settings.load(
@@ -145,8 +145,8 @@ def _child(variant: str, workdir: Path, bootstrap: str) -> dict:
 def _parse_land_query(spark, settings, F, topic):  # noqa: N803 - F is the idiom
     """logstream's own parser (SPEC §3: every format, every field, validation) landing the valid
     events of ``topic`` in a partitioned Parquet table, nothing else: the parse-and-land ceiling."""
-    from logstream import parsing
-    from logstream.streaming import pipelines, read_kafka
+    from logstream.stream.job import pipelines, read_kafka
+    from logstream.transforms import parsing
 
     events = (
         read_kafka(spark, settings, topic)
@@ -262,7 +262,7 @@ def main() -> int:
         return 0
 
     from logstream.config import Settings
-    from logstream.generator import GeneratorConfig, iter_logs, produce
+    from logstream.devtools.generator import GeneratorConfig, iter_logs, produce
     from logstream.kafka.admin import ensure_topics
     from logstream.kafka.broker import KafkaBroker
 

@@ -1,4 +1,4 @@
-"""Data quality gates (SPEC §7.4). Wiring only; the suites live in include/logstream/quality.py."""
+"""Data quality gates (SPEC §7.4). Wiring only; the suites live in logstream.batch.quality."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ so the `logstream_quality_passed` asset gets no event and nothing downstream pub
 
 def _quality_failure_alert(context) -> None:
     """validate's failure callback: the quality alert (or the generic one if the job broke)."""
-    from logstream.quality import quality_failure_alert
+    from logstream.batch.quality import quality_failure_alert
 
     quality_failure_alert(context)
 
@@ -77,8 +77,8 @@ def _quality_failure_alert(context) -> None:
 def data_quality():
     @task
     def plan(**context) -> dict:
-        """Which day and suites this run checks (see logstream.quality.plan_run)."""
-        from logstream.quality import plan_run
+        """Which day and suites this run checks (see logstream.batch.quality.plan_run)."""
+        from logstream.batch.quality import plan_run
 
         dag_run = context["dag_run"]
         events = context.get("triggering_asset_events") or {}
@@ -100,9 +100,9 @@ def data_quality():
         from airflow.providers.apache.spark.hooks.spark_submit import SparkSubmitHook
         from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+        from logstream.batch.quality import load_result
         from logstream.config import Settings
-        from logstream.quality import load_result
-        from logstream.spark import spark_conf
+        from logstream.runtime.spark import spark_conf
 
         settings = Settings.load()
         conf = spark_conf(settings)

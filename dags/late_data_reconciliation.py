@@ -1,5 +1,5 @@
 """Nightly late-data reconciliation (SPEC §6, §7.2). Wiring only: the day arithmetic and the
-report live in logstream.reconcile, the Spark work in jobs/reconcile_day.py."""
+report live in logstream.batch.reconcile, the Spark work in jobs/reconcile_day.py."""
 
 from __future__ import annotations
 
@@ -86,7 +86,7 @@ def late_data_reconciliation():
     @task
     def plan_days() -> list[str]:
         """The days of this run: the params' range, or the UTC day before the run."""
-        from logstream.reconcile import days_to_reconcile, previous_utc_day
+        from logstream.batch.reconcile import days_to_reconcile, previous_utc_day
 
         context = get_current_context()
         moment = context.get("logical_date") or context["dag_run"].run_after
@@ -101,9 +101,9 @@ def late_data_reconciliation():
     @task(max_active_tis_per_dagrun=1)
     def reconcile(day: str) -> dict:
         """spark-submit jobs/reconcile_day.py for one day; returns the report's summary."""
+        from logstream.batch.reconcile import job_arguments, parse_day, run_summary
         from logstream.config import Settings
-        from logstream.reconcile import job_arguments, parse_day, run_summary
-        from logstream.submit import submit_job
+        from logstream.runtime.submit import submit_job
 
         settings = Settings.load()
         arguments = job_arguments(settings, parse_day(day))

@@ -1,4 +1,4 @@
-"""Hourly latency report (SPEC §7.3). Wiring only; logic lives in include/logstream/latency.py."""
+"""Hourly latency report (SPEC §7.3). Wiring only; logic lives in logstream.batch.latency."""
 
 from __future__ import annotations
 
@@ -72,9 +72,9 @@ def latency_report():
     @task(multiple_outputs=True)
     def plan(params=None, data_interval_end=None, logical_date=None, dag_run=None) -> dict:
         """The hour to report and the spark-submit settings (resolved on the worker)."""
+        from logstream.batch.latency import report_hour_for_run
         from logstream.config import Settings
-        from logstream.latency import report_hour_for_run
-        from logstream.spark import spark_conf
+        from logstream.runtime.spark import spark_conf
 
         reference = data_interval_end or logical_date or getattr(dag_run, "run_after", None)
         hour = report_hour_for_run((params or {}).get("hour"), reference)
@@ -103,8 +103,8 @@ def latency_report():
     @task
     def publish(hour: str, ti=None) -> dict:
         """Log the report's address and deliver WARNING/CRITICAL levels as alerts."""
+        from logstream.batch.latency import publish_report
         from logstream.config import Settings
-        from logstream.latency import publish_report
 
         links = {"airflow_log": getattr(ti, "log_url", None) or ""}
         result = publish_report(Settings.load(), hour, links)

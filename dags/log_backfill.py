@@ -1,5 +1,6 @@
 """Backfill archived log files into bronze, then reconcile the days they touch (SPEC §7.2).
-Wiring only: the landing lives in logstream.backfill, the Spark work in jobs/backfill_files.py."""
+Wiring only: the landing lives in logstream.batch.backfill, the Spark work in
+jobs/backfill_files.py."""
 
 from __future__ import annotations
 
@@ -111,10 +112,10 @@ def log_backfill():
 
         from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-        from logstream.backfill import BackfillRequest, job_arguments, summary_file
+        from logstream.batch.backfill import BackfillRequest, job_arguments, summary_file
         from logstream.config import Settings
         from logstream.errors import ConfigError
-        from logstream.submit import submit_job
+        from logstream.runtime.submit import submit_job
 
         settings = Settings.load()
         names = ("path", "format", "service", "start_date", "end_date")
@@ -137,7 +138,7 @@ def log_backfill():
     @task
     def plan_reconciliation(summary: dict) -> list[dict]:
         """The date ranges to reconcile: the first to the last day touched (none: skip)."""
-        from logstream.backfill import reconcile_ranges
+        from logstream.batch.backfill import reconcile_ranges
 
         ranges = reconcile_ranges(summary["days_touched"], today=datetime.now(UTC).date())
         return [

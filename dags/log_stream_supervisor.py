@@ -136,7 +136,7 @@ def log_stream_supervisor():
     @task
     def preflight() -> dict:
         """Check Java, jars and Kafka; the returned report shows in XCom."""
-        from logstream.preflight import run_preflight
+        from logstream.runtime.preflight import run_preflight
 
         return run_preflight(_settings()).as_dict()
 

@@ -8,7 +8,7 @@
 the stream parses Kafka records (``--format``: default the parse_format setting; ``--service``:
 the service of access-log lines, default the default_service setting) without wall-clock bounds.
 With ``--start-date``/``--end-date`` (UTC days, inclusive) only events of those days are landed.
-A re-run lands nothing twice (see logstream.backfill). Prints one JSON line: files, lines,
+A re-run lands nothing twice (see logstream.batch.backfill). Prints one JSON line: files, lines,
 events_landed, quarantined, skipped_already_landed, skipped_out_of_range, days_touched, ...;
 ``--summary`` also writes it to a local file. Settings come from the YAML file and ``--set``
 overrides (see logstream.config.Settings); never from Airflow Variables.
@@ -26,10 +26,10 @@ import traceback
 from pathlib import Path
 
 from logstream import logsetup
-from logstream.backfill import BackfillRequest, backfill
+from logstream.batch.backfill import BackfillRequest, backfill
 from logstream.config import add_settings_arguments, settings_from_arguments
 from logstream.errors import LogstreamError
-from logstream.spark import build_spark_session
+from logstream.runtime.spark import build_spark_session
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -49,7 +49,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logsetup.configure()
-    logging.getLogger("logstream.backfill").setLevel(logging.INFO)  # progress per chunk
+    logging.getLogger("logstream.batch.backfill").setLevel(logging.INFO)  # progress per chunk
     try:
         settings = settings_from_arguments(args)
         request = BackfillRequest.from_params(

@@ -15,7 +15,7 @@ import sys
 from pyspark.sql import functions as F
 
 from logstream.config import Settings
-from logstream.spark import build_spark_session
+from logstream.runtime.spark import build_spark_session
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,7 +4,7 @@
                                        [--param fresh_since=ISO-TIME] [--param freshness_minutes=N]
                                        [--config FILE] [--set key=value ...] [--run-id ID]
 
-Runs the suites of logstream.quality on the day's partitions, builds the Data Docs site under
+Runs the suites of logstream.batch.quality on the day's partitions, builds the Data Docs site under
 ``<reports_dir>/data_docs`` and writes the verdict to ``<reports_dir>/quality/<date>.json``.
 Prints a summary (and every failed expectation) on stdout.
 Exit codes: 0 every suite passed, 1 a suite failed, 2 bad arguments or settings.
@@ -17,16 +17,16 @@ import sys
 from datetime import date
 
 from logstream import logsetup
-from logstream.config import add_settings_arguments, settings_from_arguments
-from logstream.errors import LogstreamError
-from logstream.quality import (
+from logstream.batch.quality import (
     docs_dir,
     expectation_parameters,
     resolve_suites,
     run_quality,
     write_result,
 )
-from logstream.spark import build_spark_session
+from logstream.config import add_settings_arguments, settings_from_arguments
+from logstream.errors import LogstreamError
+from logstream.runtime.spark import build_spark_session
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

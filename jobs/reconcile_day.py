@@ -20,11 +20,11 @@ import traceback
 from datetime import UTC, datetime
 
 from logstream import logsetup
+from logstream.batch.reconcile import parse_day, reconcile_day
+from logstream.catalog.metrics import configured_families
 from logstream.config import add_settings_arguments, settings_from_arguments
 from logstream.errors import LogstreamError
-from logstream.metrics import configured_families
-from logstream.reconcile import parse_day, reconcile_day
-from logstream.spark import build_spark_session
+from logstream.runtime.spark import build_spark_session
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -22,9 +22,9 @@ from logstream import logsetup
 from logstream.alerts import BackgroundAlertSink, build_alert_sink
 from logstream.config import add_settings_arguments, settings_from_arguments
 from logstream.errors import LogstreamError
-from logstream.spark import build_spark_session
-from logstream.status import StatusListener, TotalsRegistry, start_metrics_server
-from logstream.streaming import RunOptions, run_pipeline
+from logstream.runtime.spark import build_spark_session
+from logstream.stream.job import RunOptions, run_pipeline
+from logstream.stream.status import StatusListener, TotalsRegistry, start_metrics_server
 
 #: How long queued alerts may take to go out at shutdown (the supervisor's stop grace is longer).
 ALERT_FLUSH_S = 10.0

@@ -69,7 +69,7 @@ def kafka_broker(settings: Settings) -> Iterator[KafkaBroker]:
 
 @pytest.fixture(scope="session")
 def spark(settings: Settings):
-    from logstream.spark import build_spark_session
+    from logstream.runtime.spark import build_spark_session
 
     session = build_spark_session(
         "logstream-tests",

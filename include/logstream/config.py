@@ -120,7 +120,7 @@ class Settings:
     reports_dir: str = ""  # default <state_dir>/reports
     # per metric family: {"error_rate": {"window": "2 minutes", "delay": "5 minutes"}}
     windows: dict = field(default_factory=dict)
-    # anomaly thresholds (logstream.anomalies.Thresholds field names)
+    # anomaly thresholds (logstream.catalog.anomalies.Thresholds field names)
     thresholds: dict = field(default_factory=dict)
 
     # Airflow (embedded local default)
@@ -167,11 +167,11 @@ class Settings:
         of these settings is given.
         """
         if self.windows:
-            from logstream.metrics import configured_families
+            from logstream.catalog.metrics import configured_families
 
             configured_families(self.windows)
         if self.thresholds:
-            from logstream.anomalies import Thresholds
+            from logstream.catalog.anomalies import Thresholds
 
             Thresholds.from_mapping(self.thresholds)
 

@@ -28,7 +28,7 @@ _KAFKA_COORDINATES = [
     T.StructField("kafka_timestamp", T.TimestampType()),
 ]
 
-# -- parsed log record (output of logstream.parsing.parse_log_records) -----------------------
+# -- parsed log record (output of logstream.transforms.parsing.parse_log_records) -------------
 #: Event fields of a log record, in bronze order. All nullable except where parsing guarantees.
 LOG_EVENT_FIELDS = [
     T.StructField("event_id", T.StringType(), False),  # "<topic>:<partition>:<offset>"

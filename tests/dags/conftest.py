@@ -39,7 +39,7 @@ def dag_bag(airflow_db):
 def airflow_env(settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     """What the embedded Airflow gives tasks: the spark_default connection to the test master,
     spark-submit and the venv's Python on PATH, JAVA_HOME, and the session's logstream state."""
-    from logstream.java import java_home
+    from logstream.runtime.java import java_home
 
     values = {
         "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps(

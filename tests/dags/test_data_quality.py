@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from logstream.quality import SERVICE_REQUEST_COUNTS, load_result
+from logstream.batch.quality import SERVICE_REQUEST_COUNTS, load_result
 from tests.helpers import Receiver
 from tests.integration.test_quality import DAY, write_day
 

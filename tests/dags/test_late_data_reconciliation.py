@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from logstream import metrics
+from logstream.catalog import metrics
 from tests.integration.test_reconciliation import build_log_events, build_user_events, write_bronze
 
 DAG_ID = "late_data_reconciliation"

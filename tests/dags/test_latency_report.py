@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from logstream import schemas
-from logstream.tables import table_path
+from logstream.storage.tables import table_path
 
 HOUR = datetime(2026, 11, 25, 13, tzinfo=UTC)
 

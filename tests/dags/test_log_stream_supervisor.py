@@ -17,9 +17,9 @@ import pytest
 
 from logstream import supervisor
 from logstream.config import Settings
-from logstream.generator import GeneratorConfig, generate_logs
+from logstream.devtools.generator import GeneratorConfig, generate_logs
 from logstream.kafka.admin import ensure_topics
-from logstream.tables import read_table
+from logstream.storage.tables import read_table
 from tests.helpers import produce_with_ids
 
 DAG_ID = "log_stream_supervisor"

@@ -1,4 +1,4 @@
-"""The anomaly rules that look back (logstream.anomalies): batches, restarts and replays.
+"""The anomaly rules that look back (logstream.catalog.anomalies): batches, restarts and replays.
 
 The stream runs the z-score and error-rate rules on each micro-batch's new windows against the
 windows it keeps per service, seeded from the committed table when a process starts. Whatever
@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from logstream import anomalies
+from logstream.catalog import anomalies
 from tests import oracle
 
 T0 = datetime(2026, 11, 25, 23, 30, tzinfo=UTC)  # the series crosses midnight

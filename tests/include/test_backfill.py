@@ -1,4 +1,5 @@
-"""The plain-Python half of logstream.backfill: the request, chunk and reconciliation planning,
+"""The plain-Python half of logstream.batch.backfill: the request, chunk and reconciliation
+planning,
 the ledger of landed units and the summary. Expected values are written out by hand; the Spark
 landing is tested in tests/integration/test_backfill.py."""
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from logstream.backfill import (
+from logstream.batch.backfill import (
     BackfillRequest,
     BackfillSummary,
     Ledger,
@@ -20,7 +21,7 @@ from logstream.backfill import (
     summary_file,
 )
 from logstream.errors import ConfigError
-from logstream.fs import FileStatus
+from logstream.storage.fs import FileStatus
 
 D = date.fromisoformat
 

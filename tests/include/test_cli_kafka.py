@@ -11,7 +11,7 @@ from tests.conftest import free_port
 
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "logstream.cli", *args],
+        [sys.executable, "-m", "logstream.cli.main", *args],
         env={**os.environ, **env},
         capture_output=True,
         text=True,
@@ -107,7 +107,7 @@ def test_a_closed_pipe_ends_the_command_quietly(monkeypatch, capsys):
     import os
     import sys
 
-    from logstream import cli
+    from logstream.cli import main as cli
 
     read_end, write_end = os.pipe()
     os.close(read_end)

@@ -1,4 +1,5 @@
-"""Which windows the stream emits after a micro-batch, and what they hold (logstream.finalize).
+"""Which windows the stream emits after a micro-batch, and what they hold
+(logstream.transforms.finalize).
 
 Expected values are worked out by hand from the watermark rule of SPEC §6: a window is final
 once high-water mark - delay reaches its end, and rows later than the delay stay out.
@@ -8,7 +9,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from logstream import finalize, metrics, schemas
+from logstream import schemas
+from logstream.catalog import metrics
+from logstream.transforms import finalize
 
 MINUTE_GROUP = (metrics.FAMILY_BY_NAME["error_rate"],)  # 1-minute windows, 5-minute delay
 FIVE_MINUTE_GROUP = (metrics.FAMILY_BY_NAME["ip_patterns"],)  # 5-minute windows, 10-minute delay

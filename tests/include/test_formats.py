@@ -22,7 +22,7 @@ from pyspark.sql import functions as F
 from logstream import formats, schemas
 from logstream.errors import ConfigError
 from logstream.formats import access
-from logstream.parsing import ParseOptions, parse_log_records, valid_events
+from logstream.transforms.parsing import ParseOptions, parse_log_records, valid_events
 
 COMBINED_TARGETS = (
     "client", "user_id", "time_clf", "request", "status", "bytes", "referrer", "user_agent",

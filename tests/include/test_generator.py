@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from logstream import produce_cli
-from logstream.generator import (
+from logstream.cli import produce as produce_cli
+from logstream.devtools.generator import (
     ACCESS_FORMATS,
     JSON_FORMATS,
     MALFORMED_KINDS,

@@ -12,7 +12,7 @@ import pyspark
 import pytest
 
 from logstream.errors import MissingDependencyError
-from logstream.jars import (
+from logstream.runtime.jars import (
     JVM_DIR,
     artifact_name,
     build_udf_jar,

@@ -14,8 +14,10 @@ from html.parser import HTMLParser
 import pytest
 from pyspark.sql import types as T
 
-from logstream import latency, schemas, status
+from logstream import schemas
+from logstream.batch import latency
 from logstream.errors import ConfigError
+from logstream.stream import status
 
 HOUR = datetime(2026, 11, 25, 13, tzinfo=UTC)
 MS = timedelta(milliseconds=1)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from logstream import parse_cli
+from logstream.cli import parse as parse_cli
 from logstream.config import Settings
 
 RECEIVED_AT = "2024-01-15T12:00:00Z"

@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 from logstream import schemas
 from logstream.config import Settings
 from logstream.errors import ConfigError
-from logstream.parsing import (
+from logstream.transforms.parsing import (
     ParseOptions,
     parse_log_records,
     parse_user_events,

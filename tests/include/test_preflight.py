@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from logstream.errors import MissingDependencyError, ServiceError
-from logstream.preflight import run_preflight
+from logstream.runtime.preflight import run_preflight
 from tests.conftest import free_port
 
 

@@ -15,8 +15,7 @@ from pyspark.sql import types as T
 from pyspark.testing import assertDataFrameEqual
 
 from logstream import schemas
-from logstream.errors import ConfigError
-from logstream.quality import (
+from logstream.batch.quality import (
     QualityResult,
     QualityRun,
     expectation_parameters,
@@ -29,7 +28,8 @@ from logstream.quality import (
     table_checks,
     table_expectations,
 )
-from logstream.tables import table_schema
+from logstream.errors import ConfigError
+from logstream.storage.tables import table_schema
 
 DAY = date(2026, 1, 14)
 T0 = datetime(2026, 1, 14, 23, 40)  # naive = UTC (the test session's time zone is UTC)

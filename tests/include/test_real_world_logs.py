@@ -19,8 +19,8 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from logstream import schemas
-from logstream.parse_cli import split_lines
-from logstream.parsing import ParseOptions, parse_log_records
+from logstream.cli.parse import split_lines
+from logstream.transforms.parsing import ParseOptions, parse_log_records
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "real_world"
 MANIFEST = json.loads((CORPUS / "MANIFEST.json").read_text())

@@ -13,10 +13,8 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from logstream import metrics, schemas
-from logstream.errors import ConfigError
-from logstream.fs import HadoopFS
-from logstream.reconcile import (
+from logstream import schemas
+from logstream.batch.reconcile import (
     DayPublisher,
     arrange_for_aggregation,
     bronze_partitions,
@@ -29,7 +27,10 @@ from logstream.reconcile import (
     reconcile_day,
     window_changes,
 )
-from logstream.tables import read_table, table_schema
+from logstream.catalog import metrics
+from logstream.errors import ConfigError
+from logstream.storage.fs import HadoopFS
+from logstream.storage.tables import read_table, table_schema
 
 D = date(2026, 11, 25)
 MIDNIGHT = datetime(2026, 11, 25, tzinfo=UTC)

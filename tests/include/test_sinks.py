@@ -1,4 +1,5 @@
-"""The exactly-once table writer (logstream.sinks) on a real local Spark, and the Parquet files it
+"""The exactly-once table writer (logstream.storage.sinks) on a real local Spark, and the Parquet
+files it
 leaves, read back with pyarrow (an independent reader)."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from logstream import schemas
-from logstream.sinks import BatchTableWriter
+from logstream.storage.sinks import BatchTableWriter
 
 ROWS = [
     (f"logs:0:{n}", datetime(2024, 1, 15, 10, 0, n % 60, tzinfo=UTC), "INFO", n) for n in range(200)

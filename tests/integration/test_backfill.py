@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from logstream.backfill import BackfillRequest, backfill
-from logstream.fs import HadoopFS
-from logstream.tables import read_table
+from logstream.batch.backfill import BackfillRequest, backfill
+from logstream.storage.fs import HadoopFS
+from logstream.storage.tables import read_table
 
 # (line, expectation): "event" lines with their hand-read fields, or the quarantine reason
 JSON_LINES = [

@@ -11,10 +11,10 @@ import time
 from datetime import UTC
 from pathlib import Path
 
-from logstream.generator import GeneratorConfig, generate_logs
+from logstream.devtools.generator import GeneratorConfig, generate_logs
 from logstream.kafka.admin import ensure_topics
-from logstream.spark import spark_submit_command
-from logstream.tables import read_table
+from logstream.runtime.spark import spark_submit_command
+from logstream.storage.tables import read_table
 from tests import oracle
 from tests.helpers import produce_with_ids
 

@@ -18,8 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from logstream import latency, schemas, status
-from logstream.tables import table_path
+from logstream import schemas
+from logstream.batch import latency
+from logstream.storage.tables import table_path
+from logstream.stream import status
 from tests.oracle import percentile_rank_ok
 
 HOUR = datetime(2026, 11, 25, 13, tzinfo=UTC)

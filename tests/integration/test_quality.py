@@ -3,7 +3,8 @@
 catch it, and the cross-table check still holds.
 
 The clean day's metric tables (streamed and reconciled alike: no late data) are computed from
-its events with logstream.metrics; that is allowed here because the suites compare tables with
+its events with logstream.catalog.metrics; that is allowed here because the suites compare tables
+with
 each other and with fixed bounds, and one count is checked by hand against the events.
 """
 
@@ -20,16 +21,17 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from logstream import metrics, schemas
-from logstream.config import Settings
-from logstream.quality import (
+from logstream import schemas
+from logstream.batch.quality import (
     SERVICE_REQUEST_COUNTS,
     load_result,
     resolve_suites,
     run_quality,
     write_result,
 )
-from logstream.tables import table_path, table_schema
+from logstream.catalog import metrics
+from logstream.config import Settings
+from logstream.storage.tables import table_path, table_schema
 
 DAY = date(2026, 1, 14)
 #: the morning after: DAY is over, so fresh_since = 23:00 on DAY (60 minutes before its end)

@@ -21,10 +21,11 @@ from pathlib import Path
 import pytest
 from pyspark.sql import types as T
 
-from logstream import metrics, schemas
-from logstream.fs import HadoopFS
-from logstream.reconcile import REPORT_SCHEMA, reconcile_day, report_path
-from logstream.tables import read_table, table_path, table_schema
+from logstream import schemas
+from logstream.batch.reconcile import REPORT_SCHEMA, reconcile_day, report_path
+from logstream.catalog import metrics
+from logstream.storage.fs import HadoopFS
+from logstream.storage.tables import read_table, table_path, table_schema
 from tests import oracle
 
 DAY = date(2026, 3, 10)

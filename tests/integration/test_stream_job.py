@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 
 from logstream.alerts import build_alert_sink
-from logstream.generator import GeneratorConfig, generate_logs, generate_user_events
+from logstream.devtools.generator import GeneratorConfig, generate_logs, generate_user_events
 from logstream.kafka.admin import ensure_topics
-from logstream.status import StatusListener, TotalsRegistry
-from logstream.streaming import RunOptions, run_pipeline
-from logstream.tables import read_table
+from logstream.storage.tables import read_table
+from logstream.stream.job import RunOptions, run_pipeline
+from logstream.stream.status import StatusListener, TotalsRegistry
 from tests import oracle
 from tests.helpers import produce_with_ids
 

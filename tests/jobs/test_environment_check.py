@@ -6,7 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from logstream.spark import spark_submit_command
+from logstream.runtime.spark import spark_submit_command
 
 JOB = Path(__file__).resolve().parents[2] / "jobs" / "environment_check.py"
 

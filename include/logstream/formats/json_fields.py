@@ -10,9 +10,10 @@ value (log4j2's ``instant.epochSecond+instant.nanoOfSecond``).
 formats are tried in the order of :data:`PRESETS`, most specific first, and a record that none
 detects is read with logstream's own when it is among the candidates (else the first listed).
 Units: timestamps are ``auto`` (ISO-8601 text, or an epoch whose unit follows from its magnitude,
-see ``logstream.parsing``), ``s``, ``ms``,
+see ``logstream.transforms.parsing``), ``s``, ``ms``,
 ``us``, ``ns``, ``s+ns`` or ``clf`` (an access log's ``time_local``); ``response_time`` is ``s``
-(default), ``ms``, ``us`` or ``ns``. Levels are normalised (``logstream.parsing``); ``level_scale``
+(default), ``ms``, ``us`` or ``ns``. Levels are normalised (``logstream.transforms.parsing``);
+``level_scale``
 says how a numeric level reads (``pino``: 10..60, ``otel``: severity numbers 1..24).
 """
 

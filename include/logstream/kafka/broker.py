@@ -1,6 +1,7 @@
 """A single-node Apache Kafka broker in KRaft mode (combined broker + controller) on loopback.
 
-The broker runs from the Maven-fetched jars (``logstream.jars``) under ``java``. Its state lives
+The broker runs from the Maven-fetched jars (``logstream.runtime.jars``) under ``java``. Its state
+lives
 in one folder: ``server.properties``, ``log4j2.properties``, the KRaft log dirs, ``broker.pid`` and
 ``logs/server.log``. Storage is formatted on the first start only, so topics survive restarts.
 """
@@ -20,8 +21,8 @@ from pathlib import Path
 
 from logstream.config import Settings
 from logstream.errors import ServiceError
-from logstream.jars import bundle_jars
-from logstream.java import find_java
+from logstream.runtime.jars import bundle_jars
+from logstream.runtime.java import find_java
 
 log = logging.getLogger(__name__)
 

@@ -34,13 +34,13 @@ from pyspark.sql import functions as F
 from logstream import schemas
 from logstream.config import Settings
 from logstream.errors import ConfigError
-from logstream.parsing import (
+from logstream.timeutil import utc_argument
+from logstream.transforms.parsing import (
     ParseOptions,
     parse_log_records,
     parse_user_events,
     valid_events,
 )
-from logstream.timeutil import utc_argument
 
 KINDS = ("logs", "user-events")
 #: Kafka topic name given to the file's records.
@@ -203,7 +203,7 @@ def split_lines(data: bytes) -> list[bytes]:
 
 
 def _session(settings: Settings) -> SparkSession:
-    from logstream.spark import build_spark_session
+    from logstream.runtime.spark import build_spark_session
 
     # an offline parse of a local file runs in local mode whatever the configured master
     return build_spark_session("logstream-parse", settings.replace(spark_master="local[*]"))

@@ -765,7 +765,7 @@ def _query_summary(status: dict, now: float) -> dict:
 def inspect(settings: Settings, now: float | None = None) -> Health:
     """The job's health from the pid file, the process table, the status files and, to tell a
     stall from an idle stream, Kafka's end offsets against the checkpoints. Read-only."""
-    from logstream.status import read_statuses
+    from logstream.stream.status import read_statuses
 
     now = time.time() if now is None else now
     paths = SupervisorPaths.of(settings)
@@ -949,8 +949,8 @@ def job_arguments(settings: Settings, pipelines: Sequence[str]) -> list[str]:
 
 def _launch(settings: Settings, pipelines: Sequence[str]) -> JobRecord:
     """Start the job detached (own session, output appended to the log) and record it."""
-    from logstream.java import java_home
-    from logstream.spark import spark_submit_command
+    from logstream.runtime.java import java_home
+    from logstream.runtime.spark import spark_submit_command
 
     unknown = set(pipelines) - set(PIPELINES)
     if unknown or not pipelines:

@@ -11,7 +11,8 @@ For one UTC hour ``H`` it summarises two sources:
   - ``end_to_end_ms`` = processing_time - event_time: SPEC §5.1.8's processing latency;
 
   per service (scope ``service``) and over all services (scope ``all``, service ``*``);
-* the streaming queries' progress history (:func:`logstream.status.read_history`) whose progress
+* the streaming queries' progress history (:func:`logstream.stream.status.read_history`) whose
+progress
   timestamp falls in ``H``, one sample per micro-batch (scope ``query``, service = query name):
   ``batch_duration_ms`` (durationMs.triggerExecution), ``watermark_delay_ms`` (progress time -
   watermark), ``kafka_lag_records`` (latest - processed offsets) and ``event_time_lag_ms``
@@ -50,13 +51,13 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from logstream.alerts import Alert, notify
+from logstream.catalog.metrics import LEVEL_THRESHOLDS_MS, PERCENTILE_ACCURACY, alert_level
 from logstream.config import Settings
 from logstream.errors import ConfigError
-from logstream.fs import HadoopFS
-from logstream.metrics import LEVEL_THRESHOLDS_MS, PERCENTILE_ACCURACY, alert_level
 from logstream.schemas import LATENCY_REPORT
-from logstream.status import read_history
-from logstream.tables import read_table, table_path
+from logstream.storage.fs import HadoopFS
+from logstream.storage.tables import read_table, table_path
+from logstream.stream.status import read_history
 
 log = logging.getLogger(__name__)
 
@@ -268,7 +269,7 @@ def _number(value: Any) -> float | None:
 
 
 def progress_samples(records: Iterable[dict]) -> list[tuple[str, str, str, str, float]]:
-    """History lines (:func:`logstream.status.history_record`) -> :data:`SAMPLES` tuples.
+    """History lines (:func:`logstream.stream.status.history_record`) -> :data:`SAMPLES` tuples.
 
     The watermark delay needs a real watermark: queries without one, and watermarked queries
     before their first data (Spark reports the epoch), give no sample.

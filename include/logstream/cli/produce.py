@@ -1,6 +1,6 @@
 """``logstream produce``: realistic, seeded traffic into the ``logs`` and ``user-events`` topics.
 
-Registered on the main parser by ``logstream.cli`` with ``register(subparsers)``.
+Registered on the main parser by ``logstream.cli.main`` with ``register(subparsers)``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from logstream.config import Settings
-from logstream.generator import (
+from logstream.devtools.generator import (
     GeneratedRecord,
     GeneratorConfig,
     Progress,

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from logstream.config import PROJECT_ROOT, Settings
 from logstream.errors import ServiceError
-from logstream.java import java_home
 from logstream.kafka.broker import port_open
+from logstream.runtime.java import java_home
 
 ADMIN_USER = "logstream"
 

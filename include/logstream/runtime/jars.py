@@ -6,7 +6,8 @@ Two bundles, each described by a POM under ``jvm/``:
 * ``spark-kafka``: Spark's Kafka connector matching the pinned pyspark, with its runtime jars.
 
 and one jar built here: ``logstream-spark``, the parsers' text-level half (``jvm/logstream-spark``,
-Java, see logstream.parsing), compiled with the JDK's ``javac`` against the pyspark wheel's own
+Java, see logstream.transforms.parsing), compiled with the JDK's ``javac`` against the pyspark
+wheel's own
 jars, so it always matches the Spark it runs in.
 
 Nothing is downloaded at run time by Spark (no Ivy): the session factory hands these jars to
@@ -25,7 +26,7 @@ from pathlib import Path
 
 from logstream.config import PROJECT_ROOT, Settings
 from logstream.errors import MissingDependencyError
-from logstream.java import find_java
+from logstream.runtime.java import find_java
 
 BUNDLES = ("kafka-broker", "spark-kafka")
 JVM_DIR = PROJECT_ROOT / "jvm"

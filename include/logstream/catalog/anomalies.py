@@ -1,6 +1,6 @@
 """Anomaly rules (SPEC §5.2) over FINAL metric windows.
 
-The rules run on the windows a micro-batch has just made final (:mod:`logstream.streaming`), and
+The rules run on the windows a micro-batch has just made final (:mod:`logstream.stream.job`), and
 come in two kinds:
 
 * :class:`FilterRule`: a window is an anomaly on its own values (the DDoS, suspicious-IP and

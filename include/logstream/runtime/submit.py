@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from logstream.config import PROJECT_ROOT, Settings
-from logstream.spark import spark_conf
+from logstream.runtime.spark import spark_conf
 
 
 def submit_job(settings: Settings, job: str, arguments: Sequence[str], name: str) -> None:

@@ -2,19 +2,19 @@
 
 ``ingest_<pipeline>`` (its own name and checkpoint) reads Kafka, parses every record ONCE and
 hands each micro-batch to :class:`IngestBatchHandler`, which, exactly once per batch id
-(:mod:`logstream.sinks`):
+(:mod:`logstream.storage.sinks`):
 
 1. lands bronze events, quarantine and late events. It tracks the event-time high-water mark
    across micro-batches (in its checkpoint folder, per batch id, so a replayed batch sees the
    same value) and stamps every event with ``lateness_ms`` = high-water mark before the batch
    minus its event time; ``late_events`` holds the events later than the smallest delay;
 2. moves each metric family group's watermark (high-water mark - delay) and writes the windows
-   that became final (:mod:`logstream.finalize`): append semantics, one row per window, emitted
-   once. They are aggregated from the open windows' rows, which the handler keeps cached per
-   batch (read back from bronze once when a process resumes a checkpoint), while step 1's
-   writes run;
-3. runs the anomaly rules on the new windows (:mod:`logstream.anomalies`; the rules that look
-   back keep each key's latest windows between batches, read from the committed table when a
+   that became final (:mod:`logstream.transforms.finalize`): append semantics, one row per
+   window, emitted once. They are aggregated from the open windows' rows, which the handler
+   keeps cached per batch (read back from bronze once when a process resumes a checkpoint),
+   while step 1's writes run;
+3. runs the anomaly rules on the new windows (:mod:`logstream.catalog.anomalies`; the rules that
+   look back keep each key's latest windows between batches, read from the committed table when a
    process starts), writes ``anomalies`` and sends the alerts.
 
 Each record is read from Kafka and parsed once; there is no streaming state store; one commit
@@ -40,14 +40,17 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.streaming import StreamingQuery
 
-from logstream import anomalies, finalize, metrics, parsing, reconcile, schemas
+from logstream import schemas
 from logstream.alerts import Alert, AlertSink
+from logstream.batch import reconcile
+from logstream.catalog import anomalies, metrics
 from logstream.config import Settings
-from logstream.fs import HadoopFS
-from logstream.sinks import BatchTableWriter
-from logstream.status import TotalsRegistry
-from logstream.tables import existing_partitions, read_paths, table_path
+from logstream.storage.fs import HadoopFS
+from logstream.storage.sinks import BatchTableWriter
+from logstream.storage.tables import existing_partitions, read_paths, table_path
+from logstream.stream.status import TotalsRegistry
 from logstream.timeutil import from_ms
+from logstream.transforms import finalize, parsing
 
 log = logging.getLogger(__name__)
 

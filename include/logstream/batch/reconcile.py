@@ -3,8 +3,8 @@
 The stream emits each window once, when its watermark passes, and leaves out events that arrive
 later than the watermark delay; those events are still in bronze (``events``, ``user_events``).
 The nightly replay recomputes every window that STARTS on day D (``window_date == D``) with the
-same transforms the stream uses (:func:`logstream.metrics.aggregate_batch` +
-:func:`logstream.metrics.project`) over every valid event, and publishes the result as
+same transforms the stream uses (:func:`logstream.catalog.metrics.aggregate_batch` +
+:func:`logstream.catalog.metrics.project`) over every valid event, and publishes the result as
 ``reconciled/<family>/window_date=D``. It also reports what changed against the streamed tables.
 
 Which events a day needs
@@ -59,12 +59,13 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from logstream import metrics, schemas
+from logstream import schemas
+from logstream.catalog import metrics
+from logstream.catalog.metrics import Family, interval_ms
 from logstream.config import Settings
 from logstream.errors import ConfigError
-from logstream.fs import HadoopFS
-from logstream.metrics import Family, interval_ms
-from logstream.tables import read_partitions, table_path, table_schema
+from logstream.storage.fs import HadoopFS
+from logstream.storage.tables import read_partitions, table_path, table_schema
 from logstream.timeutil import from_ms, to_ms
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,8 @@ columns. Families with the same source, keys, window, slide and delay are comput
 aggregation (:func:`group_families`): one shuffle serves several tables.
 
 :func:`aggregate_batch` is the one aggregation: the stream applies it to the on-time rows of the
-windows that just became final (:mod:`logstream.finalize`), the nightly reconciliation to every
+windows that just became final (:mod:`logstream.transforms.finalize`), the nightly reconciliation
+to every
 event of a day.
 """
 

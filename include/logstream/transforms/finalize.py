@@ -1,6 +1,6 @@
 """Final metric windows: how the stream emits every window once, when it is final.
 
-The ingestion query (:mod:`logstream.streaming`) lands each micro-batch of valid events in bronze,
+The ingestion query (:mod:`logstream.stream.job`) lands each micro-batch of valid events in bronze,
 stamped with ``lateness_ms`` (how far behind the high-water mark H of earlier batches the event
 is). Landing a batch moves H, and with it each family group's watermark ``H - delay``. A window
 is final once the watermark reaches its end: any event that could still join it is behind the
@@ -19,7 +19,8 @@ overlap its rows (:func:`covering`), and a piece is released once no open window
 (:func:`keep_from`). A process that resumes a checkpoint reads the open rows back from bronze
 once; on a new checkpoint the first batch's own rows are all of them.
 
-Planning is pure; the caller writes the result, exactly once per batch id (:mod:`logstream.sinks`).
+Planning is pure; the caller writes the result, exactly once per batch id
+(:mod:`logstream.storage.sinks`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from logstream import metrics
+from logstream.catalog import metrics
 
 
 @dataclass(frozen=True)

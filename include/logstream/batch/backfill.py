@@ -68,7 +68,8 @@ Exactly once
     and listed in ``changed_files``. Backfill closed (rotated) files. The same lines under two
     URIs are two files: land an archive from one place.
 
-    :class:`logstream.sinks.BatchTableWriter` is not used because it commits one table per batch
+    :class:`logstream.storage.sinks.BatchTableWriter` is not used because it commits one table per
+    batch
     id, while a chunk writes two tables and must record which (file, day) units it holds in the
     same atomic step; the staging, manifest and file naming follow it.
 
@@ -96,12 +97,13 @@ from typing import Any
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from logstream import parsing, schemas
+from logstream import schemas
+from logstream.batch.reconcile import MAX_RANGE_DAYS, parse_day
 from logstream.config import Settings
 from logstream.errors import ConfigError
-from logstream.fs import FileStatus, HadoopFS
-from logstream.reconcile import MAX_RANGE_DAYS, parse_day
-from logstream.tables import table_path, table_schema
+from logstream.storage.fs import FileStatus, HadoopFS
+from logstream.storage.tables import table_path, table_schema
+from logstream.transforms import parsing
 
 log = logging.getLogger(__name__)
 

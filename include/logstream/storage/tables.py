@@ -13,9 +13,10 @@ from functools import cache
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
-from logstream import anomalies, metrics, schemas
+from logstream import schemas
+from logstream.catalog import anomalies, metrics
 from logstream.config import Settings
-from logstream.fs import HadoopFS
+from logstream.storage.fs import HadoopFS
 
 LATE_FOR = T.StructField("late_for", T.ArrayType(T.StringType()))
 

@@ -9,7 +9,7 @@
 
 * one JSON line per progress event in ``<status_dir>/history/<query>/<YYYY-MM-DD>.jsonl`` (UTC day
   of the progress timestamp): batch duration, watermark, Kafka lag and event-time lag over time,
-  which the hourly latency report (:mod:`logstream.latency`) summarises. Daily files keep each
+  which the hourly latency report (:mod:`logstream.batch.latency`) summarises. Daily files keep each
   read small; files older than ``history_days`` are deleted when a new day starts.
 
 The supervisor and ``logstream status`` read the files; a file whose ``updated_at`` stops moving is

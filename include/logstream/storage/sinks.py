@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pyspark.sql import DataFrame, SparkSession
 
 from logstream import schemas
-from logstream.fs import HadoopFS
+from logstream.storage.fs import HadoopFS
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,8 @@ One expectation suite per table, built here in code (the code is the definition;
 in a GX project by hand), validated on one day of data:
 
 * **schema**: the day's partition is read with the schema that is ON DISK and compared with the
-  declared one (:func:`logstream.tables.table_schema`): the set of column names, each column's
+  declared one (:func:`logstream.storage.tables.table_schema`): the set of column names, each
+  column's
   type;
 * **keys**: identifying columns are never null and unique together (``event_id``; ``window_start``
   + group keys for metric tables; Kafka coordinates for quarantine; ``anomaly_id``);
@@ -46,12 +47,13 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from logstream import anomalies, metrics, schemas
+from logstream import schemas
 from logstream.alerts import Alert, notify, task_failure_alert
+from logstream.catalog import anomalies, metrics
 from logstream.config import Settings
 from logstream.errors import ConfigError
-from logstream.fs import HadoopFS
-from logstream.tables import table_path, table_schema
+from logstream.storage.fs import HadoopFS
+from logstream.storage.tables import table_path, table_schema
 from logstream.timeutil import as_utc
 
 if TYPE_CHECKING:
@@ -74,7 +76,7 @@ SAMPLE_SIZE = 5
 #: Name of the cross-table suite (reconciled request counts vs bronze events).
 REQUEST_COUNTS_CHECK = "cross/request_counts"
 
-#: Anomaly kinds written by logstream.anomalies and the streaming job's late-data rule.
+#: Anomaly kinds written by logstream.catalog.anomalies and the streaming job's late-data rule.
 ANOMALY_KINDS = anomalies.KINDS
 SEVERITIES = ("info", "warning", "critical")
 HEALTH_SCORES = (100, 80, 60, 40)

@@ -15,8 +15,8 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from logstream.config import Settings
-from logstream.jars import spark_home, spark_jars
-from logstream.java import java_home
+from logstream.runtime.jars import spark_home, spark_jars
+from logstream.runtime.java import java_home
 
 
 def spark_conf(settings: Settings, extra: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -47,7 +47,7 @@ def _topics(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _jars(args: argparse.Namespace, settings: Settings) -> int:
-    from logstream import jars
+    from logstream.runtime import jars
 
     jars.fetch(settings, force=args.force)
     for bundle in jars.BUNDLES:
@@ -93,7 +93,7 @@ def _stream(args: argparse.Namespace, settings: Settings) -> int:
 
 def _demo_traffic(settings: Settings, count: int) -> int:
     """A seeded burst of realistic traffic so a fresh install has something to look at."""
-    from logstream.generator import (
+    from logstream.devtools.generator import (
         GeneratorConfig,
         iter_logs,
         iter_user_events,
@@ -113,9 +113,10 @@ def _demo_traffic(settings: Settings, count: int) -> int:
 
 
 def _up(args: argparse.Namespace, settings: Settings) -> int:
-    from logstream import airflow_local, supervisor
+    from logstream import supervisor
     from logstream.kafka.admin import ensure_topics
     from logstream.kafka.broker import KafkaBroker
+    from logstream.runtime import airflow_local
 
     status = KafkaBroker(settings).start()
     ensure_topics(
@@ -152,8 +153,9 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _down(args: argparse.Namespace, settings: Settings) -> int:
-    from logstream import airflow_local, supervisor
+    from logstream import supervisor
     from logstream.kafka.broker import KafkaBroker
+    from logstream.runtime import airflow_local
 
     print(
         "airflow: stopped"
@@ -168,7 +170,7 @@ def _down(args: argparse.Namespace, settings: Settings) -> int:
 def _airflow_env(args: argparse.Namespace, settings: Settings) -> int:
     import shlex
 
-    from logstream.airflow_local import airflow_env
+    from logstream.runtime.airflow_local import airflow_env
 
     for key, value in airflow_env(settings).items():
         print(f"export {key}={shlex.quote(value)}")
@@ -176,7 +178,7 @@ def _airflow_env(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _status(args: argparse.Namespace, settings: Settings) -> int:
-    from logstream.status import read_statuses
+    from logstream.stream.status import read_statuses
 
     statuses = read_statuses(settings.status_dir)
     if not statuses:
@@ -255,10 +257,10 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="the raw status files as JSON")
     status.set_defaults(handler=_status)
 
-    from logstream import parse_cli, produce_cli
+    from logstream.cli import parse, produce
 
-    parse_cli.register(commands)
-    produce_cli.register(commands)
+    parse.register(commands)
+    produce.register(commands)
 
     env = commands.add_parser("airflow-env", help="print the local Airflow environment (eval it)")
     env.set_defaults(handler=_airflow_env)

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 
 from logstream import logsetup
 from logstream.batch.reconcile import parse_day, reconcile_day
-from logstream.catalog.metrics import configured_families
+from logstream.catalog import configured_families
 from logstream.config import add_settings_arguments, settings_from_arguments
 from logstream.errors import LogstreamError
 from logstream.runtime.spark import build_spark_session

@@ -167,7 +167,7 @@ class Settings:
         of these settings is given.
         """
         if self.windows:
-            from logstream.catalog.metrics import configured_families
+            from logstream.catalog import configured_families
 
             configured_families(self.windows)
         if self.thresholds:

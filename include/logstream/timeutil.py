@@ -45,3 +45,29 @@ def utc_argument(text: str) -> datetime:
             f"{text!r} is not an ISO-8601 time such as 2024-01-15T12:00:00Z"
         ) from None
     return as_utc(moment)
+
+
+_INTERVAL_UNITS_MS = {
+    "millisecond": 1,
+    "ms": 1,
+    "second": 1_000,
+    "sec": 1_000,
+    "s": 1_000,
+    "minute": 60_000,
+    "min": 60_000,
+    "m": 60_000,
+    "hour": 3_600_000,
+    "h": 3_600_000,
+    "day": 86_400_000,
+    "d": 86_400_000,
+}
+
+
+def interval_ms(text: str) -> int:
+    """'5 minutes' -> 300000. Units: ms, second(s), minute(s), hour(s), day(s)."""
+    amount, _, unit = text.strip().partition(" ")
+    unit = unit.strip().lower()
+    unit = unit[:-1] if unit.endswith("s") and unit[:-1] in _INTERVAL_UNITS_MS else unit
+    if unit not in _INTERVAL_UNITS_MS or not amount.replace(".", "", 1).isdigit():
+        raise ValueError(f"cannot read the interval {text!r}; write e.g. '5 minutes'")
+    return int(float(amount) * _INTERVAL_UNITS_MS[unit])

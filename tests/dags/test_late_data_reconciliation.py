@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from logstream.catalog import metrics
+from logstream import catalog
 from tests.integration.test_reconciliation import build_log_events, build_user_events, write_bronze
 
 DAG_ID = "late_data_reconciliation"
@@ -53,7 +53,7 @@ def test_a_ui_triggered_range_reconciles_each_day(
 
     assert run.state == "success"
     for day in (FIRST, SECOND):
-        for family in metrics.FAMILIES:
+        for family in catalog.FAMILIES:
             folder = data_root / "reconciled" / family.name / f"window_date={day}"
             assert (folder / "part-00000.parquet").is_file(), folder
         assert (data_root / "reconciliation_report" / f"report_date={day}").is_dir()

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from logstream import schemas
-from logstream.catalog import metrics
-from logstream.transforms import finalize
+from logstream import catalog, schemas
+from logstream.transforms import aggregate, finalize
 
-MINUTE_GROUP = (metrics.FAMILY_BY_NAME["error_rate"],)  # 1-minute windows, 5-minute delay
-FIVE_MINUTE_GROUP = (metrics.FAMILY_BY_NAME["ip_patterns"],)  # 5-minute windows, 10-minute delay
+MINUTE_GROUP = (catalog.FAMILY_BY_NAME["error_rate"],)  # 1-minute windows, 5-minute delay
+FIVE_MINUTE_GROUP = (catalog.FAMILY_BY_NAME["ip_patterns"],)  # 5-minute windows, 10-minute delay
 
 
 def ms(hour: int, minute: int, second: int = 0) -> int:
@@ -133,17 +132,17 @@ def test_final_windows_hold_on_time_rows_of_the_newly_final_windows_only(spark):
 
 
 def test_the_open_rows_hold_every_column_the_metrics_read(spark):
-    """The stream aggregates from a narrow projection (``metrics.input_columns``): each group's
+    """The stream aggregates from a narrow projection (``aggregate.input_columns``): each group's
     final windows must resolve over it to the same columns as over full bronze."""
-    groups = metrics.group_families(metrics.FAMILIES)
+    groups = aggregate.group_families(catalog.FAMILIES)
     for source, schema in (("events", schemas.EVENTS), ("user_events", schemas.USER_EVENTS)):
         mine = [group for group in groups if group[0].source == source]
         full = spark.createDataFrame([], schema)
-        narrow = full.select(*metrics.input_columns(mine), "lateness_ms")
+        narrow = full.select(*aggregate.input_columns(mine), "lateness_ms")
         assert len(narrow.columns) < len(full.columns)
         for group in mine:
             item = finalize.Finalization(group, after_ms=0, through_ms=60_000)
             assert (
                 finalize.final_windows(narrow, item).schema
                 == finalize.final_windows(full, item).schema
-            ), metrics.group_name(group)
+            ), aggregate.group_name(group)

@@ -13,29 +13,27 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from logstream import schemas
+from logstream import catalog, schemas
 from logstream.batch.reconcile import (
     DayPublisher,
     arrange_for_aggregation,
-    bronze_partitions,
     days_to_reconcile,
-    event_span,
-    family_span,
     format_duration_ms,
     previous_utc_day,
     read_report,
     reconcile_day,
     window_changes,
 )
-from logstream.catalog import metrics
 from logstream.errors import ConfigError
+from logstream.storage.bronze import bronze_partitions
 from logstream.storage.fs import HadoopFS
 from logstream.storage.tables import read_table, table_schema
+from logstream.transforms.windows import event_span, family_span
 
 D = date(2026, 11, 25)
 MIDNIGHT = datetime(2026, 11, 25, tzinfo=UTC)
 NEXT = MIDNIGHT + timedelta(days=1)
-FAMILY = metrics.FAMILY_BY_NAME
+FAMILY = catalog.FAMILY_BY_NAME
 
 
 def at(hours: int = 0, minutes: int = 0, seconds: int = 0, base: datetime = MIDNIGHT) -> datetime:
@@ -71,8 +69,8 @@ def test_windows_not_aligned_to_midnight_follow_the_epoch_grid():
 
 
 def test_event_span_is_the_union_over_families():
-    logs = [f for f in metrics.FAMILIES if f.source == "events"]
-    users = [f for f in metrics.FAMILIES if f.source == "user_events"]
+    logs = [f for f in catalog.FAMILIES if f.source == "events"]
+    users = [f for f in catalog.FAMILIES if f.source == "user_events"]
     assert event_span(logs, D) == (MIDNIGHT, NEXT)
     assert event_span(users, D) == (MIDNIGHT, at(minutes=3, base=NEXT))
     assert event_span([], D) is None
@@ -275,7 +273,7 @@ def test_a_day_without_events_publishes_empty_partitions_and_an_empty_report(
 
     report = reconcile_day(spark, local, D)
 
-    for family in metrics.FAMILIES:
+    for family in catalog.FAMILIES:
         folder = tmp_path / "data" / "reconciled" / family.name / f"window_date={D}"
         assert [p.name for p in folder.iterdir() if p.suffix == ".parquet"] == [
             "part-00000.parquet"

@@ -3,9 +3,8 @@
 catch it, and the cross-table check still holds.
 
 The clean day's metric tables (streamed and reconciled alike: no late data) are computed from
-its events with logstream.catalog.metrics; that is allowed here because the suites compare tables
-with
-each other and with fixed bounds, and one count is checked by hand against the events.
+its events with logstream.transforms.aggregate; that is allowed here because the suites compare
+tables with each other and with fixed bounds, and one count is checked by hand against the events.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from logstream import schemas
+from logstream import catalog, schemas
 from logstream.batch.quality import (
     SERVICE_REQUEST_COUNTS,
     load_result,
@@ -29,9 +28,9 @@ from logstream.batch.quality import (
     run_quality,
     write_result,
 )
-from logstream.catalog import metrics
 from logstream.config import Settings
 from logstream.storage.tables import table_path, table_schema
+from logstream.transforms import aggregate
 
 DAY = date(2026, 1, 14)
 #: the morning after: DAY is over, so fresh_since = 23:00 on DAY (60 minutes before its end)
@@ -140,12 +139,12 @@ def write_day(
         "events": spark.createDataFrame(events, schemas.EVENTS),
         "user_events": spark.createDataFrame(user_events, schemas.USER_EVENTS),
     }
-    wanted = set(families) if families is not None else set(metrics.FAMILY_BY_NAME)
-    chosen = [f for f in metrics.configured_families(settings.windows) if f.name in wanted]
-    for group in metrics.group_families(chosen):
-        aggregates = sources[group[0].source].transform(metrics.aggregate_batch(group)).cache()
+    wanted = set(families) if families is not None else set(catalog.FAMILY_BY_NAME)
+    chosen = [f for f in catalog.configured_families(settings.windows) if f.name in wanted]
+    for group in aggregate.group_families(chosen):
+        aggregates = sources[group[0].source].transform(aggregate.aggregate_batch(group)).cache()
         for family in group:
-            table = aggregates.transform(metrics.project(family))
+            table = aggregates.transform(aggregate.project(family))
             _write(spark, settings, family.name, table, ["window_date"])
             # no late data: the reconciled table is the streamed one (a file copy is enough)
             shutil.copytree(

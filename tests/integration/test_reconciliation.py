@@ -21,9 +21,8 @@ from pathlib import Path
 import pytest
 from pyspark.sql import types as T
 
-from logstream import schemas
+from logstream import catalog, schemas
 from logstream.batch.reconcile import REPORT_SCHEMA, reconcile_day, report_path
-from logstream.catalog import metrics
 from logstream.storage.fs import HadoopFS
 from logstream.storage.tables import read_table, table_path, table_schema
 from tests import oracle
@@ -240,7 +239,7 @@ def oracle_rows(family: str, events: list[dict]) -> list[dict]:
     raise KeyError(family)
 
 
-def on_time_for(family: metrics.Family, events: list[dict]) -> list[dict]:
+def on_time_for(family: catalog.Family, events: list[dict]) -> list[dict]:
     """What the stream aggregates for a family: events within its watermark delay."""
     return [e for e in events if e["lateness_ms"] is None or e["lateness_ms"] <= family.delay_ms]
 
@@ -248,7 +247,7 @@ def on_time_for(family: metrics.Family, events: list[dict]) -> list[dict]:
 def streamed_tables(settings, log_events, user_events) -> dict[str, list[dict]]:
     """Each family's streamed rows = the oracle over the events on time for its delay."""
     written = {}
-    for family in metrics.configured_families(settings.windows):
+    for family in catalog.configured_families(settings.windows):
         source = log_events if family.source == "events" else user_events
         rows = oracle_rows(family.name, on_time_for(family, source))
         for row in rows:
@@ -390,7 +389,7 @@ def test_reconciled_table_equals_the_oracle_over_all_valid_events(spark, world, 
 def _expected_changes(world) -> dict[tuple, dict]:
     """(family, change, window_start, entity) -> counts, from the oracle and the two stream bugs."""
     expected = {}
-    for family in metrics.configured_families(world["settings"].windows):
+    for family in catalog.configured_families(world["settings"].windows):
         keys = ENTITY_KEYS[family.name]
         events = _source(world, family.name)
         everything = {_key(family.name, r): r for r in _of_day(oracle_rows(family.name, events))}
@@ -467,7 +466,7 @@ def test_change_report_lists_exactly_the_windows_late_events_changed(spark, worl
 
 def _source(world, family: str) -> list[dict]:
     return (
-        world["logs"] if metrics.FAMILY_BY_NAME[family].source == "events" else world["user_events"]
+        world["logs"] if catalog.FAMILY_BY_NAME[family].source == "events" else world["user_events"]
     )
 
 

@@ -51,7 +51,8 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from logstream.alerts import Alert, notify
-from logstream.catalog.metrics import LEVEL_THRESHOLDS_MS, PERCENTILE_ACCURACY, alert_level
+from logstream.catalog.aggregates import PERCENTILE_ACCURACY
+from logstream.catalog.families.processing_latency import LEVEL_THRESHOLDS_MS, alert_level
 from logstream.config import Settings
 from logstream.errors import ConfigError
 from logstream.schemas import LATENCY_REPORT

@@ -47,9 +47,9 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from logstream import schemas
+from logstream import catalog, schemas
 from logstream.alerts import Alert, notify, task_failure_alert
-from logstream.catalog import anomalies, metrics
+from logstream.catalog import anomalies
 from logstream.config import Settings
 from logstream.errors import ConfigError
 from logstream.storage.fs import HadoopFS
@@ -79,58 +79,13 @@ REQUEST_COUNTS_CHECK = "cross/request_counts"
 #: Anomaly kinds written by logstream.catalog.anomalies and the streaming job's late-data rule.
 ANOMALY_KINDS = anomalies.KINDS
 SEVERITIES = ("info", "warning", "critical")
-HEALTH_SCORES = (100, 80, 60, 40)
-LATENCY_LEVELS = ("CRITICAL", "WARNING", "INFO", "OK")
 
 #: Families whose reconciled table carries a per-(service, window) request count, and its column.
 SERVICE_REQUEST_COUNTS = {
-    "response_time": "request_count",
-    "error_rate": "total_requests",
-    "sla": "total_requests",
-    "service_popularity": "request_count",
-    "processing_latency": "record_count",
+    family.name: family.count_column
+    for family in catalog.FAMILIES
+    if family.counts_service_requests
 }
-
-#: Metric columns that are percentages.
-_PERCENT_COLUMNS = ("error_rate", "availability_pct", "performance_pct")
-#: Metric columns that can never be negative besides the integer counts.
-_NON_NEGATIVE_DOUBLES = (
-    "avg_response_time",
-    "min_response_time",
-    "max_response_time",
-    "stddev_response_time",
-    "p50_response_time",
-    "p95_response_time",
-    "p99_response_time",
-)
-#: Integer metric columns that are not counts.
-_NOT_COUNTS = frozenset({"health_score"})
-#: (a, b, strict): a >= b (a > b when strict) on every row where both are present. Checked in ONE
-#: query per table: a GX pair expectation costs two Spark jobs per pair.
-_ORDERED_PAIRS = (
-    ("window_end", "window_start", True),
-    ("p95_response_time", "p50_response_time", False),
-    ("p99_response_time", "p95_response_time", False),
-    ("max_response_time", "p99_response_time", False),
-    ("p50_response_time", "min_response_time", False),
-    ("max_latency_ms", "min_latency_ms", False),
-    ("max_value", "min_value", False),
-    ("total_requests", "error_count", False),
-    ("total_requests", "fast_requests", False),
-    ("total_requests", "successful_requests", False),
-    ("total_requests", "active_users", False),
-    ("total_requests", "active_services", False),
-    ("request_count", "unique_users", False),
-    ("activity_count", "distinct_services", False),
-    ("total_events", "unique_actions", False),
-    ("action_count", "unique_users", False),
-)
-#: (min, avg, max) column triples: min <= avg <= max within MEAN_TOLERANCE.
-_MEAN_BOUNDS = (
-    ("min_response_time", "avg_response_time", "max_response_time"),
-    ("min_latency_ms", "avg_latency_ms", "max_latency_ms"),
-    ("min_value", "avg_value", "max_value"),
-)
 
 
 # --------------------------------------------------------------------------------------------
@@ -151,7 +106,7 @@ class TableCheck:
     in_day_column: str | None = None  # $day_start <= column < $day_end
     ranges: tuple[tuple[str, float | None, float | None], ...] = ()
     value_sets: tuple[tuple[str, tuple], ...] = ()
-    metric: bool = False  # apply the metric-table rules (counts, percentages, orderings)
+    family: catalog.Family | None = None  # a metric table: its columns' bounds and orderings
 
 
 def _event_checks() -> list[TableCheck]:
@@ -214,7 +169,7 @@ def _event_checks() -> list[TableCheck]:
     ]
 
 
-def _metric_check(family: metrics.Family, reconciled: bool) -> TableCheck:
+def _metric_check(family: catalog.Family, reconciled: bool) -> TableCheck:
     # tables that have rows whenever events do: a streamed one must also be fresh
     always_there = family.source == "events" and not family.key_filter
     return TableCheck(
@@ -225,14 +180,13 @@ def _metric_check(family: metrics.Family, reconciled: bool) -> TableCheck:
         required=always_there,
         fresh_column="window_end" if always_there and not reconciled else None,
         in_day_column="window_start",
-        value_sets=(("health_score", HEALTH_SCORES), ("alert_level", LATENCY_LEVELS)),
-        metric=True,
+        family=family,
     )
 
 
 def table_checks(settings: Settings) -> dict[str, TableCheck]:
     """Every table suite by name: the event tables, each metric table and its reconciled twin."""
-    families = metrics.configured_families(settings.windows)
+    families = catalog.configured_families(settings.windows)
     checks = _event_checks()
     checks += [_metric_check(family, reconciled=False) for family in families]
     checks += [_metric_check(family, reconciled=True) for family in families]
@@ -351,23 +305,22 @@ def _select_where(columns: Sequence[str], condition: str) -> str:
     return f"SELECT {', '.join(columns)} FROM {{batch}} WHERE {condition}"  # noqa: S608
 
 
-def consistency_rules(columns: set[str]) -> list[tuple[str, str]]:
-    """(name, Spark SQL condition) of every ordering between columns present in a table.
+def consistency_rules(check: TableCheck, columns: set[str]) -> list[tuple[str, str]]:
+    """(name, Spark SQL condition) of every ordering between a table's columns.
 
     A condition is NULL (not violated) when a value it needs is missing. A mean may exceed its
     maximum by rounding, so mean bounds allow :data:`MEAN_TOLERANCE` relative slack.
     """
     rules = []
-    for larger, smaller, strict in _ORDERED_PAIRS:
-        if {larger, smaller} <= columns:
-            name = f"{smaller} < {larger}" if strict else f"{smaller} <= {larger}"
-            rules.append((name, f"{larger} {'>' if strict else '>='} {smaller}"))
-    for low, mean, high in _MEAN_BOUNDS:
-        if {low, mean, high} <= columns:
-            rules.append((f"{low} <= {mean}", f"{mean} >= {low} - {MEAN_TOLERANCE} * abs({low})"))
-            rules.append(
-                (f"{mean} <= {high}", f"{mean} <= {high} + {MEAN_TOLERANCE} * abs({high})")
-            )
+    if {"window_start", "window_end"} <= columns:
+        rules.append(("window_start < window_end", "window_end > window_start"))
+    if check.family is None:
+        return rules
+    for larger, smaller in check.family.orderings:
+        rules.append((f"{smaller} <= {larger}", f"{larger} >= {smaller}"))
+    for low, mean, high in check.family.mean_bounds:
+        rules.append((f"{low} <= {mean}", f"{mean} >= {low} - {MEAN_TOLERANCE} * abs({low})"))
+        rules.append((f"{mean} <= {high}", f"{mean} <= {high} + {MEAN_TOLERANCE} * abs({high})"))
     return rules
 
 
@@ -377,23 +330,29 @@ def _violations(rules: Sequence[tuple[str, str]]) -> str:
     return f"concat_ws('; ', {cases}) AS violated"
 
 
-def _metric_rules(check: TableCheck, schema: T.StructType) -> list[Expectation]:
+def _metric_rules(check: TableCheck) -> list[Expectation]:
+    """Each metric column's declared bounds and value set."""
     expect = _gx().expectations
-    types = {f.name: f.dataType for f in schema.fields}
     found: list[Expectation] = []
-    for name, data_type in types.items():
-        counts = isinstance(data_type, T.IntegerType | T.LongType) and name not in _NOT_COUNTS
-        if counts or name in _NON_NEGATIVE_DOUBLES:
-            found.append(expect.ExpectColumnValuesToBeBetween(column=name, min_value=0))
-        if name in _PERCENT_COLUMNS:
+    for metric in check.family.metrics if check.family else ():
+        if metric.bounded:
+            bounds = {"min_value": metric.low, "max_value": metric.high}
             found.append(
-                expect.ExpectColumnValuesToBeBetween(column=name, min_value=0, max_value=100)
+                expect.ExpectColumnValuesToBeBetween(
+                    column=metric.name, **{k: v for k, v in bounds.items() if v is not None}
+                )
+            )
+        if metric.values is not None:
+            found.append(
+                expect.ExpectColumnValuesToBeInSet(
+                    column=metric.name, value_set=list(metric.values)
+                )
             )
     return found
 
 
 def _consistency(check: TableCheck, schema: T.StructType) -> list[Expectation]:
-    rules = consistency_rules(set(schema.names))
+    rules = consistency_rules(check, set(schema.names))
     if not rules:
         return []
     return [
@@ -428,8 +387,7 @@ def table_expectations(check: TableCheck, schema: T.StructType) -> list[Expectat
     for column, values in check.value_sets:
         if column in schema.names:
             found.append(expect.ExpectColumnValuesToBeInSet(column=column, value_set=list(values)))
-    if check.metric:
-        found += _metric_rules(check, schema)
+    found += _metric_rules(check)
     found += _consistency(check, schema)
     if check.in_day_column:
         found.append(
@@ -454,10 +412,10 @@ def table_expectations(check: TableCheck, schema: T.StructType) -> list[Expectat
     return found
 
 
-def request_counts_families(settings: Settings) -> list[metrics.Family]:
+def request_counts_families(settings: Settings) -> list[catalog.Family]:
     """Reconciled families compared with bronze: per-service request counts on the same tumbling
     window as ``response_time`` (a family configured with another window is left out)."""
-    families = {f.name: f for f in metrics.configured_families(settings.windows)}
+    families = {f.name: f for f in catalog.configured_families(settings.windows)}
     reference = families["response_time"]
     return [
         families[name]

@@ -3,8 +3,8 @@
 The stream emits each window once, when its watermark passes, and leaves out events that arrive
 later than the watermark delay; those events are still in bronze (``events``, ``user_events``).
 The nightly replay recomputes every window that STARTS on day D (``window_date == D``) with the
-same transforms the stream uses (:func:`logstream.catalog.metrics.aggregate_batch` +
-:func:`logstream.catalog.metrics.project`) over every valid event, and publishes the result as
+same transforms the stream uses (:func:`logstream.transforms.aggregate.aggregate_batch` +
+:func:`logstream.transforms.aggregate.project`) over every valid event, and publishes the result as
 ``reconciled/<family>/window_date=D``. It also reports what changed against the streamed tables.
 
 Which events a day needs
@@ -50,28 +50,28 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from logstream import schemas
-from logstream.catalog import metrics
-from logstream.catalog.metrics import Family, interval_ms
+from logstream import catalog, schemas
+from logstream.catalog import Family
 from logstream.config import Settings
 from logstream.errors import ConfigError
+from logstream.storage.bronze import read_bronze
 from logstream.storage.fs import HadoopFS
 from logstream.storage.tables import read_partitions, table_path, table_schema
-from logstream.timeutil import from_ms, to_ms
+from logstream.timeutil import interval_ms
+from logstream.transforms import aggregate
+from logstream.transforms.windows import DAY, day_start, event_span
 
 log = logging.getLogger(__name__)
 
-DAY = timedelta(days=1)
-_MICROSECOND = timedelta(microseconds=1)
 
 RECONCILED = "reconciled"
 REPORT_TABLE = "reconciliation_report"
@@ -89,52 +89,6 @@ CHANGES = ("missing_in_stream", "different", "only_in_stream")
 
 
 # -- day arithmetic (plain Python: what to read, which days to run) -----------------------------
-
-
-def day_start(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
-
-
-def family_span(family: Family, day: date) -> tuple[datetime, datetime] | None:
-    """Event times ``[from, until)`` that the windows of ``family`` starting on ``day`` cover.
-
-    Windows start at every multiple of the slide (the window length when tumbling) counted from
-    the epoch; an event at ``t`` is in each window with ``start <= t < start + window``. ``None``
-    if no window starts on that day (a slide longer than a day).
-    """
-    size = interval_ms(family.window)
-    slide = interval_ms(family.slide) if family.slide else size
-    first_ms = -(-to_ms(day_start(day)) // slide) * slide  # first multiple of slide >= midnight
-    last_ms = (to_ms(day_start(day + DAY)) - 1) // slide * slide  # last one before next midnight
-    if first_ms > last_ms:
-        return None
-    return from_ms(first_ms), from_ms(last_ms + size)
-
-
-def event_span(families: Iterable[Family], day: date) -> tuple[datetime, datetime] | None:
-    """The union of :func:`family_span` over ``families`` (one contiguous range)."""
-    spans = [span for family in families if (span := family_span(family, day)) is not None]
-    if not spans:
-        return None
-    return min(lo for lo, _ in spans), max(hi for _, hi in spans)
-
-
-def bronze_partitions(span: tuple[datetime, datetime]) -> list[tuple[date, int | None]]:
-    """The bronze partitions holding event times in ``span``: ``(event_date, event_hour)``, with
-    ``event_hour`` None when the whole date is needed (read the date folder)."""
-    lo, hi = span
-    last = hi - _MICROSECOND
-    partitions: list[tuple[date, int | None]] = []
-    current = lo.date()
-    while current <= last.date():
-        first_hour = lo.hour if current == lo.date() else 0
-        last_hour = last.hour if current == last.date() else 23
-        if first_hour == 0 and last_hour == 23:
-            partitions.append((current, None))
-        else:
-            partitions.extend((current, hour) for hour in range(first_hour, last_hour + 1))
-        current += DAY
-    return partitions
 
 
 def parse_day(text: str) -> date:
@@ -199,16 +153,6 @@ def days_to_reconcile(
 # -- transforms ---------------------------------------------------------------------------------
 
 
-def within_span(
-    span: tuple[datetime, datetime], time_column: str = "event_time"
-) -> Callable[[DataFrame], DataFrame]:
-    """Events with ``span[0] <= time < span[1]``."""
-    lo, hi = span
-    return lambda events: events.where(
-        (F.col(time_column) >= F.lit(lo)) & (F.col(time_column) < F.lit(hi))
-    )
-
-
 def _is_tumbling(family: Family) -> bool:
     return family.slide is None or interval_ms(family.slide) == interval_ms(family.window)
 
@@ -246,24 +190,13 @@ def windows_of_day(family: Family, day: date) -> Callable[[DataFrame], DataFrame
 
     def transform(aggregates: DataFrame) -> DataFrame:
         return (
-            aggregates.transform(metrics.project(family))
+            aggregates.transform(aggregate.project(family))
             .where(F.col("window_date") == F.lit(day))
             .repartition(1)
             .sortWithinPartitions("window_start", *family.keys)
         )
 
     return transform
-
-
-def count_column(schema: T.StructType, family: Family) -> str:
-    """The family's row count column: its first metric column (every family counts rows first)."""
-    metric_fields = [
-        f for f in schema.fields if f.name not in {"window_start", "window_end", *family.keys}
-    ]
-    first = metric_fields[0]
-    if not isinstance(first.dataType, T.LongType):
-        raise TypeError(f"{family.name}: first metric column {first.name} is not a row count")
-    return first.name
 
 
 def _differs(name: str, data_type: T.DataType, tolerance: float) -> Column:
@@ -306,7 +239,7 @@ def window_changes(
             F.max("s").alias("s"),
             F.count("s").alias("_stream_rows"),
         )
-        counted = count_column(reconciled.schema, family)
+        counted = family.count_column
         in_reconciled = F.col("r").isNotNull()
         in_stream = F.col("s").isNotNull()
         changed = F.array_compact(
@@ -412,17 +345,6 @@ class DayPublisher:
 # -- reading ------------------------------------------------------------------------------------
 
 
-def read_bronze(
-    spark: SparkSession, settings: Settings, source: str, span: tuple[datetime, datetime]
-) -> DataFrame:
-    """Bronze rows of ``source`` with event times in ``span``, reading only their partitions."""
-    folders = [
-        f"event_date={event_date.isoformat()}" + (f"/event_hour={hour}" if hour is not None else "")
-        for event_date, hour in bronze_partitions(span)
-    ]
-    return read_partitions(spark, settings, source, folders).transform(within_span(span))
-
-
 # -- the run ------------------------------------------------------------------------------------
 
 
@@ -464,7 +386,7 @@ def reconcile_day(
     families: list[Family] | None = None,
 ) -> dict:
     """Recompute, publish and report one UTC day; returns the report (also written as JSON)."""
-    families = families or metrics.configured_families(settings.windows)
+    families = families or catalog.configured_families(settings.windows)
     partition = f"window_date={day.isoformat()}"
     publisher = DayPublisher(spark, settings, day)
     publisher.reset()
@@ -472,7 +394,7 @@ def reconcile_day(
 
     # 1. recompute every family-day from bronze and stage it (one sorted file each)
     staged: list[_Staged] = []
-    for group in metrics.group_families(families):
+    for group in aggregate.group_families(families):
         head = group[0]
         span = event_span(group, day)
         events = (
@@ -482,7 +404,7 @@ def reconcile_day(
         )
         aggregates = events.transform(
             arrange_for_aggregation(group, settings.shuffle_partitions)
-        ).transform(metrics.aggregate_batch(group))
+        ).transform(aggregate.aggregate_batch(group))
         if len(group) > 1:
             aggregates = aggregates.persist()  # computed once, read by every family of the group
         try:

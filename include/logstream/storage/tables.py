@@ -13,10 +13,11 @@ from functools import cache
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
-from logstream import schemas
-from logstream.catalog import anomalies, metrics
+from logstream import catalog, schemas
+from logstream.catalog import anomalies
 from logstream.config import Settings
 from logstream.storage.fs import HadoopFS
+from logstream.transforms import aggregate
 
 LATE_FOR = T.StructField("late_for", T.ArrayType(T.StringType()))
 
@@ -36,10 +37,12 @@ def _fixed_schemas() -> dict[str, T.StructType]:
 
 @cache
 def _metric_schema_json(spark: SparkSession, family_name: str) -> str:
-    family = metrics.FAMILY_BY_NAME[family_name]
+    family = catalog.FAMILY_BY_NAME[family_name]
     source = schemas.EVENTS if family.source == "events" else schemas.USER_EVENTS
     empty = spark.createDataFrame([], source)
-    frame = empty.transform(metrics.aggregate_batch((family,))).transform(metrics.project(family))
+    frame = empty.transform(aggregate.aggregate_batch((family,))).transform(
+        aggregate.project(family)
+    )
     return frame.schema.json()
 
 
@@ -48,7 +51,7 @@ def table_schema(spark: SparkSession, name: str) -> T.StructType:
     if name in fixed:
         return fixed[name]
     base = name.removeprefix("reconciled/")
-    if base in metrics.FAMILY_BY_NAME:
+    if base in catalog.FAMILY_BY_NAME:
         return T.StructType.fromJson(json.loads(_metric_schema_json(spark, base)))
     raise KeyError(f"unknown table {name!r}")
 

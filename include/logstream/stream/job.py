@@ -40,17 +40,17 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.streaming import StreamingQuery
 
-from logstream import schemas
+from logstream import catalog, schemas
 from logstream.alerts import Alert, AlertSink
-from logstream.batch import reconcile
-from logstream.catalog import anomalies, metrics
+from logstream.catalog import anomalies
 from logstream.config import Settings
+from logstream.storage.bronze import read_bronze
 from logstream.storage.fs import HadoopFS
 from logstream.storage.sinks import BatchTableWriter
 from logstream.storage.tables import existing_partitions, read_paths, table_path
 from logstream.stream.status import TotalsRegistry
-from logstream.timeutil import from_ms
-from logstream.transforms import finalize, parsing
+from logstream.timeutil import from_ms, interval_ms
+from logstream.transforms import aggregate, finalize, parsing
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +166,7 @@ class IngestBatchHandler:
         spark: SparkSession,
         settings: Settings,
         pipeline: Pipeline,
-        families: list[metrics.Family],
+        families: list[catalog.Family],
         thresholds: anomalies.Thresholds,
         registry: TotalsRegistry,
         alert_sink: AlertSink,
@@ -179,7 +179,7 @@ class IngestBatchHandler:
         self.state_folder = f"{self.checkpoint}/logstream_state"
         self.fs = HadoopFS(spark)
         self.families = [f for f in families if f.source == pipeline.source]
-        self.groups = metrics.group_families(self.families)
+        self.groups = aggregate.group_families(self.families)
         self.delays = sorted({(f.name, f.delay_ms) for f in self.families}, key=lambda d: d[1])
         self.late_threshold_ms = self.delays[0][1] if self.delays else 0
         self.thresholds = thresholds
@@ -189,7 +189,7 @@ class IngestBatchHandler:
         # the rows open windows may still need, one cached piece per landing (see _land,
         # _rebuild_open and _drop_open)
         self.open_columns = list(
-            dict.fromkeys([*metrics.input_columns(self.groups), "event_time", "lateness_ms"])
+            dict.fromkeys([*aggregate.input_columns(self.groups), "event_time", "lateness_ms"])
         )
         self.max_delay_ms = self.delays[-1][1] if self.delays else 0
         self._open: list[finalize.OpenRows] = []
@@ -390,7 +390,7 @@ class IngestBatchHandler:
         lo = min(starts)
         usable = finalize.within_delay(self.max_delay_ms)
         frame = (
-            reconcile.read_bronze(
+            read_bronze(
                 self.spark,
                 self.settings,
                 self.pipeline.events_table,
@@ -444,7 +444,7 @@ class IngestBatchHandler:
                 windows = finalize.final_windows(source, item).persist()
                 cached.append(windows)
                 tables = [
-                    (family, windows.transform(metrics.project(family))) for family in item.group
+                    (family, windows.transform(aggregate.project(family))) for family in item.group
                 ]
                 # the rules read the new windows, not the tables: the batch's anomalies need not
                 # wait for the writes (and a rule's collect computes the cached windows)
@@ -497,7 +497,7 @@ class IngestBatchHandler:
         ]
         if not rules:
             return
-        window_ms = metrics.interval_ms(item.group[0].window)
+        window_ms = interval_ms(item.group[0].window)
         first = from_ms(item.after_ms - window_ms).date() - timedelta(days=1)
         last = from_ms(item.through_ms - window_ms).date()
         folders = [
@@ -513,7 +513,7 @@ class IngestBatchHandler:
                 history.add(_window_rows(committed, [F.col(rule.key), *map(F.col, rule.columns)]))
             self._history[rule.kind] = history
 
-    def _detect(self, family: metrics.Family, new_windows: DataFrame) -> list[dict]:
+    def _detect(self, family: catalog.Family, new_windows: DataFrame) -> list[dict]:
         """The anomalies among a family's new windows (SPEC §5.2), as ``anomalies`` rows."""
         found: list[dict] = []
         for rule in anomalies.FILTER_RULES:
@@ -688,7 +688,7 @@ def run_pipeline(
     options: RunOptions,
     registry: TotalsRegistry,
     alert_sink: AlertSink,
-    families: list[metrics.Family] | None = None,
+    families: list[catalog.Family] | None = None,
 ) -> list[StreamingQuery]:
     """Start the query of each selected pipeline.
 
@@ -696,7 +696,7 @@ def run_pipeline(
     that can be final is written) before this returns. Otherwise the queries run until stopped
     or failed.
     """
-    families = families or metrics.configured_families(settings.windows)
+    families = families or catalog.configured_families(settings.windows)
     thresholds = anomalies.Thresholds.from_mapping(settings.thresholds)
     queries = []
     for name in options.pipelines:

@@ -8,7 +8,7 @@ watermark, i.e. later than the delay, and is left out of the streamed metrics (i
 ``late_events`` and waits for the nightly reconciliation).
 
 So, after each batch, for each group, the windows ending in ``(previous watermark, watermark]``
-are final (:func:`plan`). They are computed in batch with :func:`metrics.aggregate_batch` (the
+are final (:func:`plan`). They are computed in batch with :func:`aggregate.aggregate_batch` (the
 transform the nightly replay uses) over the group's on-time rows (``lateness_ms <= delay``):
 :func:`final_windows`. This is the semantics of Spark's ``withWatermark`` + append mode, without a
 state store: one Kafka read and one parse per record, one commit per batch.
@@ -31,29 +31,31 @@ from dataclasses import dataclass
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from logstream.catalog import metrics
+from logstream import catalog
+from logstream.timeutil import interval_ms
+from logstream.transforms import aggregate
 
 
 @dataclass(frozen=True)
 class Finalization:
     """The windows of one family group that became final in one micro-batch."""
 
-    group: tuple[metrics.Family, ...]
+    group: tuple[catalog.Family, ...]
     after_ms: int  # windows ending after this instant ...
     through_ms: int  # ... and at or before this one (the group's new watermark)
 
     @property
     def name(self) -> str:
-        return metrics.group_name(self.group)
+        return aggregate.group_name(self.group)
 
     @property
     def rows_from_ms(self) -> int:
         """No earlier event time can be in a window that ends after ``after_ms``."""
-        return self.after_ms - metrics.interval_ms(self.group[0].window)
+        return self.after_ms - interval_ms(self.group[0].window)
 
 
 def plan(
-    groups: Iterable[tuple[metrics.Family, ...]],
+    groups: Iterable[tuple[catalog.Family, ...]],
     final_through: Mapping[str, int],
     high_water_ms: int | None,
     batch_min_ms: int | None,
@@ -71,7 +73,7 @@ def plan(
     if high_water_ms is None:
         return work, through_after
     for group in groups:
-        name = metrics.group_name(group)
+        name = aggregate.group_name(group)
         through = high_water_ms - group[0].delay_ms
         after = final_through.get(name)
         if after is None:
@@ -97,7 +99,7 @@ class OpenRows:
 
 
 def keep_from(
-    groups: Iterable[tuple[metrics.Family, ...]], final_through: Mapping[str, int]
+    groups: Iterable[tuple[catalog.Family, ...]], final_through: Mapping[str, int]
 ) -> int | None:
     """The earliest event time a window that is not final yet can hold (None: no group started).
 
@@ -105,9 +107,9 @@ def keep_from(
     after ``final_through - window``.
     """
     bounds = [
-        final_through[name] - metrics.interval_ms(group[0].window)
+        final_through[name] - interval_ms(group[0].window)
         for group in groups
-        if (name := metrics.group_name(group)) in final_through
+        if (name := aggregate.group_name(group)) in final_through
     ]
     return min(bounds) if bounds else None
 
@@ -128,7 +130,7 @@ def _instant(ms: int) -> Column:
 
 
 def final_windows(events: DataFrame, work: Finalization) -> DataFrame:
-    """The group's aggregates for its newly final windows (:func:`metrics.aggregate_batch` rows).
+    """The group's aggregates for its newly final windows (:func:`aggregate.aggregate_batch` rows).
 
     ``events`` is bronze (or any frame with its columns) covering at least
     ``[work.rows_from_ms, work.through_ms)``; rows later than the group's delay are left out.
@@ -139,7 +141,7 @@ def final_windows(events: DataFrame, work: Finalization) -> DataFrame:
         & (F.col("event_time") < _instant(work.through_ms))
         & within_delay(delay_ms)
     )
-    return on_time.transform(metrics.aggregate_batch(work.group)).where(
+    return on_time.transform(aggregate.aggregate_batch(work.group)).where(
         (F.col("window_end") > _instant(work.after_ms))
         & (F.col("window_end") <= _instant(work.through_ms))
     )

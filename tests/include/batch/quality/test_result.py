@@ -1,0 +1,72 @@
+"""The verdict of a run: its lines and summary, and its JSON file written and read back."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from logstream.batch.quality.result import (
+    Failure,
+    QualityResult,
+    SuiteResult,
+    load_result,
+    result_path,
+    write_result,
+)
+
+
+def verdict() -> QualityResult:
+    negative = Failure(
+        suite="error_rate",
+        expectation="expect_column_values_to_be_between",
+        column="error_count",
+        unexpected_count=1,
+        sample=[{"error_count": -1}],
+        expected="min_value=0",
+    )
+    missing = Failure(
+        suite="quarantine",
+        expectation="expect_column_values_to_not_be_null",
+        column="detail",
+        error="column detail does not exist",
+    )
+    return QualityResult(
+        day="2026-01-14",
+        success=False,
+        suites=[
+            SuiteResult("events", True, 30),
+            SuiteResult("error_rate", False, 20, [negative]),
+            SuiteResult("quarantine", False, 25, [missing]),
+        ],
+        parameters={"fresh_since": "2026-01-14T23:00:00+00:00"},
+        data_docs_index="file:///docs/index.html",
+        run_id="manual__1",
+    )
+
+
+def test_failure_lines_and_summary():
+    result = verdict()
+    assert result.failed_suites == ["error_rate", "quarantine"]
+    assert result.summary().splitlines() == [
+        "quality 2026-01-14: 1/3 suites passed; failed: error_rate, quarantine",
+        "  - error_rate: expect_column_values_to_be_between on error_count: "
+        "1 unexpected, e.g. [{'error_count': -1}] (expected min_value=0)",
+        "  - quarantine: expect_column_values_to_not_be_null on detail could not run: "
+        "column detail does not exist",
+        "  Data Docs: file:///docs/index.html",
+    ]
+    observed = Failure("events", "expect_column_max_to_be_between", "processing_time", "20:00")
+    assert observed.line() == (
+        "events: expect_column_max_to_be_between on processing_time: observed 20:00"
+    )
+    passed = QualityResult("2026-01-14", True, [SuiteResult("events", True, 30)], {}, "")
+    assert passed.summary() == "quality 2026-01-14: 1/1 suites passed"
+
+
+def test_written_result_reads_back(settings, tmp_path):
+    local = settings.replace(reports_dir=str(tmp_path))
+    day = date(2026, 1, 14)
+    assert load_result(local, day) is None
+    path = write_result(local, verdict())
+    assert path == result_path(local, day) == tmp_path / "quality" / "2026-01-14.json"
+    assert [p.name for p in path.parent.iterdir()] == ["2026-01-14.json"]  # no partial file left
+    assert load_result(local, day) == verdict()

@@ -20,6 +20,8 @@ import pytest
 
 from logstream import schemas
 from logstream.batch import latency
+from logstream.batch.latency_summary import STAGE_ORDER
+from logstream.catalog.aggregates import PERCENTILE_ACCURACY
 from logstream.storage.tables import table_path
 from logstream.stream import status
 from tests.oracle import percentile_rank_ok
@@ -169,7 +171,7 @@ def assert_matches_oracle(rows: list[dict], samples: dict) -> None:
         assert row["max"] == pytest.approx(ordered[-1], abs=1e-9), key
         assert row["avg"] == pytest.approx(math.fsum(values) / len(values), rel=1e-9), key
         for name, p in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99)):
-            assert percentile_rank_ok(ordered, p, row[name], latency.PERCENTILE_ACCURACY), key
+            assert percentile_rank_ok(ordered, p, row[name], PERCENTILE_ACCURACY), key
         assert row["alert_level"] == oracle_level(key[2], math.fsum(values) / len(values)), key
         assert row["unit"] == ("records" if key[2] == "kafka_lag_records" else "ms")
 
@@ -194,7 +196,7 @@ def test_report_table_and_html_match_the_oracle(spark, world):
     parser.feed(page)
     for name in (*SERVICES, "ingest_logs", "ingest_user_events"):
         assert name in "".join(text)
-    assert page.count("<svg") == len(latency.STAGE_ORDER)
+    assert page.count("<svg") == len(STAGE_ORDER)
     assert (folder / "latest.html").read_text() == page
     summary = json.loads(result.summary_path.read_text())
     assert summary["html_url"] == result.html_path.as_uri()

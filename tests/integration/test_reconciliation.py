@@ -22,7 +22,8 @@ import pytest
 from pyspark.sql import types as T
 
 from logstream import catalog, schemas
-from logstream.batch.reconcile import REPORT_SCHEMA, reconcile_day, report_path
+from logstream.batch.reconcile import reconcile_day
+from logstream.batch.reconcile_report import REPORT_SCHEMA, report_path
 from logstream.storage.fs import HadoopFS
 from logstream.storage.tables import read_table, table_path, table_schema
 from tests import oracle

@@ -1,13 +1,37 @@
-"""File operations on any Hadoop-compatible path (local, s3a://, abfss://, hdfs://) via Spark's JVM.
+"""File operations on any Hadoop-compatible path (local, s3a://, abfss://, hdfs://) via Spark's JVM,
+and the few that only a local folder allows.
 
-Sinks and job state go through here so that a local folder and an object store behave alike.
+Sinks and job state go through :class:`HadoopFS` so that a local folder and an object store behave
+alike. Files a person opens or an Airflow task reads back (HTML reports, run summaries) need a
+folder on this machine: :func:`local_path` says whether a location is one, and
+:func:`write_local_text` replaces such a file atomically.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from pyspark.sql import SparkSession
+
+
+def local_path(location: str) -> Path | None:
+    """The local path of a plain path or a ``file://`` URI; None for any other scheme."""
+    if location.startswith("file://"):
+        return Path(location.removeprefix("file://"))
+    if "://" in location:
+        return None
+    return Path(location)
+
+
+def write_local_text(path: Path, text: str) -> None:
+    """Write ``text`` to a local file so readers see the old content or the new one, never a half
+    file (a hidden temporary file beside it, renamed over it); creates the folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Anomaly rules (SPEC §5.2) over FINAL metric windows.
 
-The rules run on the windows a micro-batch has just made final (:mod:`logstream.stream.job`), and
-come in two kinds:
+The rules run on the windows a micro-batch has just made final (:mod:`logstream.stream.detect`),
+and come in two kinds:
 
 * :class:`FilterRule`: a window is an anomaly on its own values (the DDoS, suspicious-IP and
   high-activity rules). The test is a Spark filter over the new windows, which can be many (one
@@ -10,8 +10,11 @@ come in two kinds:
   z-score, the error-rate spike). Their families have one row per service and window, so the new
   windows are collected and the rule runs in plain Python against each key's latest windows,
   which :class:`KeyHistory` keeps between micro-batches (seeded from the committed table when a
-  process starts). No Spark job per rule: a micro-batch's rules used to be its slowest tail, most
-  of it code generated and compiled for a few hundred rows.
+  process starts). No Spark job per rule: for a few hundred rows, generating and compiling a
+  Spark plan per rule would cost more than the rule.
+
+The late-data user rule (SPEC §5.2.6) counts late events per user and arrival day as they land;
+:func:`late_data_user` shapes its row.
 
 Every rule yields :func:`anomaly` rows whose ``anomaly_id`` is a stable dedup key.
 """
@@ -23,7 +26,7 @@ import math
 import statistics
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from pyspark.sql import Column
@@ -149,12 +152,14 @@ def anomaly(
     severity: str,
     detail: str,
     baseline: float | None = None,
+    period: str | None = None,
 ) -> Row:
     """One ``anomalies`` row for a detection on ``window`` (a row with UTC ``window_start`` and
-    ``window_end``)."""
+    ``window_end``). The ``anomaly_id`` keys on the kind, the entity and ``period`` (by default
+    the window start as :func:`timestamp_text`)."""
     start = window["window_start"]
     return {
-        "anomaly_id": stable_id(kind, entity, timestamp_text(start)),
+        "anomaly_id": stable_id(kind, entity, period or timestamp_text(start)),
         "kind": kind,
         "entity": entity,
         "window_start": start,
@@ -332,6 +337,24 @@ FILTER_RULES: tuple[FilterRule, ...] = (
         ),
     ),
 )
+
+
+def late_data_user(thresholds: Thresholds, user_id: str, day: date, late_events: int) -> Row:
+    """SPEC §5.2.6: ``user_id`` sent ``late_events`` late log events that arrived on ``day``
+    (UTC), more than ``late_user_min_events``. The window is the arrival day; the id keys on the
+    day's ISO date, so each user is reported at most once a day."""
+    start = datetime.combine(day, time.min, tzinfo=UTC)
+    limit = thresholds.late_user_min_events
+    return anomaly(
+        "late_data_user",
+        user_id,
+        {"window_start": start, "window_end": start + timedelta(days=1)},
+        late_events,
+        limit,
+        "warning",
+        f"{late_events} late events today (more than {limit})",
+        period=day.isoformat(),
+    )
 
 
 #: The families some rule reads.

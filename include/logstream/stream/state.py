@@ -1,0 +1,201 @@
+"""What an ingestion query carries from one micro-batch to the next, and how a new process gets
+it back.
+
+* :class:`IngestState` is durable: the event-time high-water mark, the totals, the late-data
+  users' counters and each group's final-through watermark, saved per batch id in the query's
+  checkpoint folder. A batch loads the state after the latest batch before it, so a replayed
+  batch sees what its first attempt saw.
+* :class:`BatchMemory` is what a process keeps in memory between consecutive batches: the cached
+  rows of the windows still open (:class:`logstream.transforms.finalize.OpenRows`) and each
+  look-back rule's :class:`anomalies.KeyHistory`. A process's first batch (a restart, or a
+  replay after a failure) restores them: the open rows from bronze once the batch has landed,
+  the histories from the committed metric tables before the batch writes them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from logstream import catalog
+from logstream.catalog import anomalies
+from logstream.config import Settings
+from logstream.storage.bronze import read_bronze
+from logstream.storage.fs import HadoopFS
+from logstream.storage.tables import existing_partitions, read_paths
+from logstream.stream.detect import window_rows
+from logstream.timeutil import from_ms, interval_ms
+from logstream.transforms import aggregate, finalize
+
+STATE_VERSIONS_KEPT = 50
+
+
+@dataclass
+class IngestState:
+    """What ingestion carries from one micro-batch to the next (stored per batch id)."""
+
+    max_event_time_ms: int | None = None
+    totals: dict[str, int] = field(
+        default_factory=lambda: {"valid": 0, "quarantined": 0, "late": 0}
+    )
+    late_users: dict[str, dict[str, int]] = field(default_factory=dict)  # date -> user -> n
+    final_through: dict[str, int] = field(default_factory=dict)  # group -> emitted through (ms)
+
+    @classmethod
+    def load(cls, fs: HadoopFS, folder: str, batch_id: int) -> IngestState:
+        """The state after the latest batch before ``batch_id``."""
+        done = sorted(
+            int(name.removesuffix(".json"))
+            for name in fs.list_names(folder)
+            if name.endswith(".json") and name.removesuffix(".json").isdigit()
+        )
+        earlier = [number for number in done if number < batch_id]
+        if not earlier:
+            return cls()
+        data = json.loads(fs.read_text(f"{folder}/{earlier[-1]}.json") or "{}")
+        return cls(**data)
+
+    def save(self, fs: HadoopFS, folder: str, batch_id: int) -> None:
+        fs.write_text(f"{folder}/{batch_id}.json", json.dumps(self.__dict__))
+        for name in fs.list_names(folder):
+            stem = name.removesuffix(".json")
+            if stem.isdigit() and int(stem) < batch_id - STATE_VERSIONS_KEPT:
+                fs.delete(f"{folder}/{name}", recursive=False)
+
+    def count_late_users(
+        self, counts: Iterable[tuple[str, str, int]], limit: int
+    ) -> list[tuple[date, str, int]]:
+        """Add a batch's late events per (arrival day as ISO text, user); return the users whose
+        count for a day goes above ``limit`` with this batch, as (day, user, count) (SPEC
+        §5.2.6). Only the latest two days are kept: the counter is per arrival day."""
+        crossed = []
+        for day, user, count in counts:
+            per_day = self.late_users.setdefault(day, {})
+            before = per_day.get(user, 0)
+            after = before + count
+            per_day[user] = after
+            if before <= limit < after:
+                crossed.append((date.fromisoformat(day), user, after))
+        for day in sorted(self.late_users)[:-2]:
+            del self.late_users[day]
+        return crossed
+
+
+class BatchMemory:
+    """The open windows' cached rows and the look-back rules' key histories of one ingestion
+    query, kept between consecutive micro-batches of a process."""
+
+    def __init__(
+        self,
+        spark: SparkSession,
+        settings: Settings,
+        events_table: str,
+        groups: list[tuple[catalog.Family, ...]],
+        thresholds: anomalies.Thresholds,
+    ) -> None:
+        self.spark = spark
+        self.settings = settings
+        self.events_table = events_table
+        self.groups = groups
+        self.thresholds = thresholds
+        self.max_delay_ms = max((group[0].delay_ms for group in groups), default=0)
+        #: the bronze columns open windows need: what the metrics read, time and lateness
+        self.columns = list(
+            dict.fromkeys([*aggregate.input_columns(groups), "event_time", "lateness_ms"])
+        )
+        self.pieces: list[finalize.OpenRows] = []
+        self.histories: dict[str, anomalies.KeyHistory] = {}  # by rule kind
+        self.through_batch: int | None = None  # the batch the memory is up to date with
+
+    def continues(self, batch_id: int) -> bool:
+        """The memory is that of the batch before ``batch_id`` (not a new process or a replay)."""
+        return self.through_batch == batch_id - 1
+
+    def forget(self) -> None:
+        """Release everything: the next batch restores what it needs."""
+        self._drop(None)
+        self.histories.clear()
+        self.through_batch = None
+
+    def add(self, piece: finalize.OpenRows) -> None:
+        """A landed batch's rows for the open windows (cached)."""
+        self.pieces.append(piece)
+
+    def keep(self, state: IngestState, batch_id: int) -> None:
+        """After ``batch_id`` succeeded: release the rows no open window needs any more."""
+        self._drop(finalize.keep_from(self.groups, state.final_through))
+        self.through_batch = batch_id
+
+    def restore_open(self, state: IngestState, batch_min_ms: int | None) -> None:
+        """The open windows' rows from bronze (the batch has landed), for a process's first batch.
+
+        They start where the earliest window that is not final yet (or that this batch's plan
+        finalizes) can start and end at the high-water mark.
+        """
+        high_water = state.max_event_time_ms
+        if high_water is None:
+            return
+        work, after = finalize.plan(self.groups, state.final_through, high_water, batch_min_ms)
+        starts = [item.rows_from_ms for item in work]
+        keep = finalize.keep_from(self.groups, after)
+        if keep is not None:
+            starts.append(keep)
+        if not starts:
+            return
+        lo = min(starts)
+        frame = (
+            read_bronze(
+                self.spark, self.settings, self.events_table, (from_ms(lo), from_ms(high_water + 1))
+            )
+            .where(finalize.within_delay(self.max_delay_ms))
+            .select(*self.columns)
+            .persist()
+        )
+        frame.count()
+        self.pieces = [finalize.OpenRows(frame, lo, high_water)]
+
+    def seed_history(self, item: finalize.Finalization) -> None:
+        """Seed the history of the group's look-back rules that have none in this process.
+
+        Read from the committed tables before this batch writes them (a replayed batch may find
+        its own windows there: :class:`anomalies.KeyHistory` keeps one copy of each): today's and
+        yesterday's partitions around the new windows, so the cost does not grow with the table.
+        """
+        names = {family.name for family in item.group}
+        rules = [
+            rule
+            for rule in anomalies.HISTORY_RULES
+            if rule.family in names and rule.kind not in self.histories
+        ]
+        if not rules:
+            return
+        window_ms = interval_ms(item.group[0].window)
+        first = from_ms(item.after_ms - window_ms).date() - timedelta(days=1)
+        last = from_ms(item.through_ms - window_ms).date()
+        folders = [
+            f"window_date={first + timedelta(days=n)}" for n in range((last - first).days + 1)
+        ]
+        for rule in rules:
+            history = anomalies.KeyHistory(rule, self.thresholds)
+            # a new table has none of the folders: then no Spark job (it would queue behind
+            # the batch's running tasks)
+            paths = existing_partitions(self.spark, self.settings, rule.family, folders)
+            if paths:
+                committed: DataFrame = read_paths(self.spark, self.settings, rule.family, paths)
+                history.add(window_rows(committed, [F.col(rule.key), *map(F.col, rule.columns)]))
+            self.histories[rule.kind] = history
+
+    def _drop(self, keep_from: int | None) -> None:
+        """Release the pieces no window needs any more (all of them for ``None``)."""
+        kept = []
+        for piece in self.pieces:
+            if keep_from is not None and piece.hi_ms >= keep_from:
+                kept.append(piece)
+            else:
+                piece.frame.unpersist()
+        self.pieces = kept

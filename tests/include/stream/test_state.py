@@ -1,0 +1,91 @@
+"""What ingestion carries between micro-batches (logstream.stream.state): the durable state per
+batch id and the in-memory open rows (the late-data users' counters: test_late_users.py).
+
+Restoring the open rows from bronze and the histories from the committed tables is driven
+through the handler in test_batch.py (the restart step).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from logstream import catalog
+from logstream.catalog import anomalies
+from logstream.storage.fs import HadoopFS
+from logstream.stream.state import STATE_VERSIONS_KEPT, BatchMemory, IngestState
+from logstream.transforms.finalize import OpenRows
+
+MINUTE = 60_000
+
+
+@pytest.fixture
+def fs(spark) -> HadoopFS:
+    return HadoopFS(spark)
+
+
+def test_a_batch_loads_the_state_of_the_latest_batch_before_it(fs, tmp_path):
+    folder = str(tmp_path / "state")
+    IngestState(max_event_time_ms=3).save(fs, folder, 3)
+    IngestState(max_event_time_ms=5, final_through={"error_rate": 4}).save(fs, folder, 5)
+    assert IngestState.load(fs, folder, 0) == IngestState()
+    assert IngestState.load(fs, folder, 4).max_event_time_ms == 3
+    assert IngestState.load(fs, folder, 5).max_event_time_ms == 3  # a replay of 5 sees 3
+    assert IngestState.load(fs, folder, 9) == IngestState(
+        max_event_time_ms=5,
+        totals={"valid": 0, "quarantined": 0, "late": 0},
+        late_users={},
+        final_through={"error_rate": 4},
+    )
+
+
+def test_saving_keeps_the_latest_versions_only(fs, tmp_path):
+    folder = tmp_path / "state"
+    for batch_id in (0, 1, 9, 10, 11):
+        IngestState().save(fs, str(folder), batch_id)
+    IngestState().save(fs, str(folder), 10 + STATE_VERSIONS_KEPT)
+    assert sorted(p.name for p in folder.glob("*.json")) == ["10.json", "11.json", "60.json"]
+
+
+def memory(spark, settings) -> BatchMemory:
+    groups = [(catalog.FAMILY_BY_NAME["error_rate"],)]  # 1-minute windows, 5-minute delay
+    return BatchMemory(spark, settings, "events", groups, anomalies.Thresholds())
+
+
+def piece(spark, lo_ms: int, hi_ms: int) -> OpenRows:
+    frame = spark.createDataFrame([(lo_ms,)], "t long").persist()
+    return OpenRows(frame, lo_ms, hi_ms)
+
+
+def test_the_memory_holds_the_columns_the_metrics_read(spark, settings):
+    assert memory(spark, settings).columns == [
+        "event_time",
+        "service",
+        "status_code",
+        "lateness_ms",
+    ]
+
+
+def test_the_memory_continues_only_the_batch_it_kept(spark, settings):
+    kept = memory(spark, settings)
+    assert not kept.continues(0)  # a new process
+    kept.keep(IngestState(final_through={"error_rate": 10 * MINUTE}), 4)
+    assert kept.continues(5)
+    assert not kept.continues(4)  # a replay
+    assert not kept.continues(7)
+    kept.forget()
+    assert not kept.continues(5)
+
+
+def test_keeping_releases_the_rows_no_open_window_can_hold(spark, settings):
+    kept = memory(spark, settings)
+    old, edge = piece(spark, 0, 8 * MINUTE), piece(spark, 0, 9 * MINUTE)
+    new = piece(spark, 9 * MINUTE, 12 * MINUTE)
+    for each in (old, edge, new):
+        kept.add(each)
+    # error_rate is final through 10:00 (ms 10 min): its open windows start at 9 min or later
+    kept.keep(IngestState(final_through={"error_rate": 10 * MINUTE}), 0)
+    assert kept.pieces == [edge, new]
+    assert not old.frame.is_cached
+    assert edge.frame.is_cached and new.frame.is_cached
+    kept.forget()
+    assert kept.pieces == [] and not edge.frame.is_cached and not new.frame.is_cached

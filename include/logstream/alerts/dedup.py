@@ -13,14 +13,13 @@ import contextlib
 import fcntl
 import json
 import logging
-import os
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from logstream.alerts.model import Alert, AlertSink, safe_send
+from logstream.storage.fs import write_local_text
 
 if TYPE_CHECKING:
     from logstream.config import Settings
@@ -73,12 +72,7 @@ class DedupStore:
         return {str(k): float(v) for k, v in data.items() if isinstance(v, int | float)}
 
     def _write(self, entries: dict[str, float]) -> None:
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        try:
-            tmp.write_text(json.dumps(entries, sort_keys=True))
-            os.replace(tmp, self.path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_local_text(self.path, json.dumps(entries, sort_keys=True))
 
     def claim(self, key: str, window_s: float, now: float | None = None) -> float | None:
         """Record ``key`` as sent now unless it was sent within ``window_s``; returns the claim

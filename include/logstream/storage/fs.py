@@ -10,10 +10,13 @@ folder on this machine: :func:`local_path` says whether a location is one, and
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pyspark.sql import SparkSession
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 
 def local_path(location: str) -> Path | None:
@@ -29,9 +32,13 @@ def write_local_text(path: Path, text: str) -> None:
     """Write ``text`` to a local file so readers see the old content or the new one, never a half
     file (a hidden temporary file beside it, renamed over it); creates the folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    # one temporary name per writer: two processes or threads never write the same one
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)

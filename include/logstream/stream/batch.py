@@ -13,7 +13,7 @@ defined and tested on its own:
    late-data users found in step 1; one ``anomalies`` write per batch;
 4. **alert** (:mod:`logstream.stream.alerting`) and publish the totals for the status file.
 
-Every table write goes through a :class:`BatchTableWriter` (:mod:`logstream.storage.sinks`), so a
+Every table write goes through a :class:`BatchTableWriter` (:mod:`logstream.storage.commits`), so a
 replayed batch id leaves each table as one write would. What carries from batch to batch is in
 :mod:`logstream.stream.state`. The batch's processing time and the query's id are injected: in
 production they come from the query's checkpoint (:mod:`logstream.stream.checkpoint`), so a
@@ -35,8 +35,8 @@ from logstream import catalog
 from logstream.alerts import AlertSink
 from logstream.catalog import anomalies
 from logstream.config import Settings
+from logstream.storage.commits import BatchTableWriter
 from logstream.storage.fs import HadoopFS
-from logstream.storage.sinks import BatchTableWriter
 from logstream.storage.tables import table_path
 from logstream.stream.alerting import anomaly_alert
 from logstream.stream.checkpoint import QueryCheckpoint, checkpoint_path

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import threading
 import time
@@ -30,6 +29,7 @@ from typing import Any
 
 from pyspark.sql.streaming import StreamingQueryListener
 
+from logstream.storage.fs import write_local_text
 from logstream.timeutil import parse_iso
 
 log = logging.getLogger(__name__)
@@ -152,12 +152,7 @@ def start_metrics_server(port: int) -> None:
 
 
 def write_status(status_dir: str | Path, name: str, status: dict) -> None:
-    directory = Path(status_dir)
-    directory.mkdir(parents=True, exist_ok=True)
-    target = directory / f"{name}.json"
-    tmp = directory / f".{name}.json.tmp"
-    tmp.write_text(json.dumps(status, indent=2, default=str))
-    os.replace(tmp, target)
+    write_local_text(Path(status_dir) / f"{name}.json", json.dumps(status, indent=2, default=str))
 
 
 def read_statuses(status_dir: str | Path) -> list[dict]:

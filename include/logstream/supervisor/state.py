@@ -13,7 +13,6 @@ import contextlib
 import fcntl
 import json
 import logging
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
@@ -23,6 +22,7 @@ from typing import Any
 
 from logstream.config import Settings
 from logstream.errors import ServiceError
+from logstream.storage.fs import write_local_text
 
 log = logging.getLogger(__name__)
 
@@ -80,10 +80,7 @@ class JobRecord:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    os.replace(tmp, path)
+    write_local_text(path, json.dumps(data, indent=2, default=str))
 
 
 def _read_json(path: Path) -> Any:

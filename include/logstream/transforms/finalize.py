@@ -1,9 +1,9 @@
 """Final metric windows: how the stream emits every window once, when it is final.
 
-The ingestion query (:mod:`logstream.stream.job`) lands each micro-batch of valid events in bronze,
-stamped with ``lateness_ms`` (how far behind the high-water mark H of earlier batches the event
-is). Landing a batch moves H, and with it each family group's watermark ``H - delay``. A window
-is final once the watermark reaches its end: any event that could still join it is behind the
+The ingestion query (:mod:`logstream.stream.batch`) lands each micro-batch of valid events in
+bronze, stamped with ``lateness_ms`` (how far behind the high-water mark H of earlier batches the
+event is). Landing a batch moves H, and with it each family group's watermark ``H - delay``. A
+window is final once the watermark reaches its end: any event that could still join it is behind the
 watermark, i.e. later than the delay, and is left out of the streamed metrics (it lands in
 ``late_events`` and waits for the nightly reconciliation).
 
@@ -20,7 +20,7 @@ overlap its rows (:func:`covering`), and a piece is released once no open window
 once; on a new checkpoint the first batch's own rows are all of them.
 
 Planning is pure; the caller writes the result, exactly once per batch id
-(:mod:`logstream.storage.sinks`).
+(:mod:`logstream.storage.commits`).
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from logstream.config import Settings
+from logstream.storage.fs import write_local_text
 
 
 def json_safe(value: Any) -> Any:
@@ -111,10 +112,7 @@ def result_path(settings: Settings, day: date) -> Path:
 def write_result(settings: Settings, result: QualityResult) -> Path:
     """Write the verdict to ``<reports_dir>/quality/<day>.json`` (atomically replaced)."""
     path = result_path(settings, date.fromisoformat(result.day))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".json.tmp")
-    partial.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
-    partial.replace(path)
+    write_local_text(path, json.dumps(result.to_dict(), indent=2) + "\n")
     return path
 
 

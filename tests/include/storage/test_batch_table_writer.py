@@ -1,6 +1,5 @@
-"""The exactly-once table writer (logstream.storage.sinks) on a real local Spark, and the Parquet
-files it
-leaves, read back with pyarrow (an independent reader)."""
+"""The exactly-once table writer (logstream.storage.commits) on a real local Spark, and the
+Parquet files it leaves, read back with pyarrow (an independent reader)."""
 
 from __future__ import annotations
 
@@ -13,7 +12,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from logstream import schemas
-from logstream.storage.sinks import BatchTableWriter
+from logstream.storage.commits import BatchTableWriter
 
 ROWS = [
     (f"logs:0:{n}", datetime(2024, 1, 15, 10, 0, n % 60, tzinfo=UTC), "INFO", n) for n in range(200)

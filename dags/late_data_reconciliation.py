@@ -1,5 +1,5 @@
-"""Nightly late-data reconciliation (SPEC §6, §7.2). Wiring only: the day arithmetic and the
-report live in logstream.batch.reconcile, the Spark work in jobs/reconcile_day.py."""
+"""Nightly late-data reconciliation (SPEC §6, §7.2): plan the days, submit jobs/reconcile_day.py
+per day, publish the reconciled asset. Day arithmetic and report: logstream.batch.reconcile."""
 
 from __future__ import annotations
 
@@ -9,39 +9,24 @@ from airflow.sdk import CronTriggerTimetable, Param, dag, get_current_context, t
 
 from logstream.alerts import task_failure_alert
 from logstream.assets import RECONCILED
+from logstream.orchestration import submit_job, task_settings
 
 DOC_MD = """
 ### late_data_reconciliation
 
-The streamed metric tables are provisional: a window is emitted once, when the watermark passes
-it, and events that arrive later are only in bronze. Every night this DAG recomputes every metric
-window of the previous UTC day from bronze with the stream's own transforms, publishes the result
-atomically and reports what changed. Then `data_quality` runs (it is scheduled on the
-`logstream_reconciled` asset this DAG updates).
+Recomputes every metric window of the previous UTC day from bronze with the stream's own
+transforms (late events included), publishes it atomically and reports what changed; then
+`data_quality` runs on the `logstream_reconciled` asset.
 
-* **Reads:** bronze `events` and `user_events` (partitions of the day, plus the first hour of
-  the next day for sliding windows that end after midnight), and the streamed metric tables'
-  partition `window_date=<day>` (to compare).
-* **Writes:** `reconciled/<family>/window_date=<day>` for every metric family (one file per
-  family-day, swapped in atomically: readers see the old day or the new one, never half of one;
-  a re-run gives identical files), `reconciliation_report/report_date=<day>` (one row per corrected
-  window) and `<reports_dir>/reconciliation/<day>.json` (windows corrected per family, windows
-  only in the stream, late events per service, maximum lateness). Each day's task returns the
-  report's summary in XCom.
-* **Schedule:** 02:30 UTC, for the UTC day before. `catchup` is on, so nights missed while the
-  scheduler was down are reconciled when it comes back, oldest first, one run at a time. The
-  start date is fixed at 2026-11-20, the first day this pipeline ran: a new install back-fills the
-  nights since then. An install that starts much later should first run the range it needs from
-  the UI (below) and mark older runs as done, or clear them: every reconciliation is idempotent.
-* **Run a date range from the UI:** *Trigger DAG* -> fill `start_date` and `end_date`
-  (YYYY-MM-DD, UTC, inclusive; one of them alone reconciles that day; both empty = yesterday).
-  Each day becomes one mapped `reconcile` task (one `spark-submit` against `spark_default`, run
-  one after the other); at most 92 days per run, none after today. `origin` (set to `backfill`
-  by `log_backfill`) goes into the asset event: `data_quality` then checks only the reconciled
-  tables of those days, which the stream never wrote.
-* **CLI:** `airflow dags trigger late_data_reconciliation -c '{"start_date": "2026-11-20",
-  "end_date": "2026-11-24"}'`, or without Airflow:
+* **Reads:** bronze `events`/`user_events` of the day (and the next day's first hour), and the
+  streamed metric tables' `window_date=<day>` partition.
+* **Writes:** `reconciled/<family>/window_date=<day>`, `reconciliation_report/report_date=<day>`
+  and `<reports_dir>/reconciliation/<day>.json`; each day's summary in XCom.
+* **Schedule:** 02:30 UTC for the day before, with catchup, one run at a time.
+* **Run a range:** Trigger DAG w/ `start_date`/`end_date` (UTC, inclusive, at most 92 days), or
   `spark-submit jobs/reconcile_day.py --date 2026-11-25 [--set key=value ...]`.
+
+Schedule, catch-up and parameters in full: `docs/dags/late_data_reconciliation.md`.
 """
 
 
@@ -100,12 +85,10 @@ def late_data_reconciliation():
 
     @task(max_active_tis_per_dagrun=1)
     def reconcile(day: str) -> dict:
-        """spark-submit jobs/reconcile_day.py for one day; returns the report's summary."""
+        """Submit jobs/reconcile_day.py for one day; returns the report's summary."""
         from logstream.batch.reconcile import job_arguments, parse_day, run_summary
-        from logstream.config import Settings
-        from logstream.runtime.submit import submit_job
 
-        settings = Settings.load()
+        settings = task_settings()
         arguments = job_arguments(settings, parse_day(day))
         submit_job(settings, "reconcile_day.py", arguments, name=f"logstream-reconcile-{day}")
         return run_summary(settings, parse_day(day))

@@ -1,47 +1,34 @@
-"""Hourly latency report (SPEC §7.3). Wiring only; logic lives in logstream.batch.latency."""
+"""Hourly latency report (SPEC §7.3): plan the hour, submit jobs/latency_report.py, publish the
+report's address and alert levels. The report itself lives in logstream.batch.latency."""
 
 from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from pathlib import Path
 
-from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import Param, dag, task
 
 from logstream.alerts import task_failure_alert
 from logstream.assets import LATENCY_REPORT
+from logstream.orchestration import submit_job, task_settings
 
 log = logging.getLogger(__name__)
-
-JOB = Path(__file__).resolve().parents[1] / "jobs" / "latency_report.py"
 
 DOC_MD = """
 ### latency_report
 
-Every hour (at :05, UTC) reports the **previous full hour**: per service and per stage, the
-p50 / p95 / p99 / max / avg of
-
-* `event_to_kafka_ms` (Kafka timestamp - event time), `kafka_to_processed_ms` (processing time -
-  Kafka timestamp), `end_to_end_ms` (processing time - event time), per service and over all
-  services (`*`), from the bronze `events` of that event-time hour;
-* `batch_duration_ms`, `watermark_delay_ms`, `kafka_lag_records`, `event_time_lag_ms` per
-  streaming query, from the progress history the streaming job appends under
-  `<status_dir>/history/`.
-
-Latency stages get the SPEC §5.1.8 level of their average (CRITICAL > 2000 ms, WARNING > 1000,
-INFO > 500, else OK); WARNING and CRITICAL services are sent as alerts with the dedup key
-`latency:<service>:<stage>:<hour>` and a link to the report.
+Every hour (at :05 UTC) reports the **previous full hour**: p50 / p95 / p99 / max / avg of the
+event-to-Kafka, Kafka-to-processed and end-to-end latency per service, and of the streaming
+queries' batch duration, watermark delay and lag. WARNING and CRITICAL services are alerted.
 
 * **Reads:** `<data_root>/events`, `<status_dir>/history/*/<day>.jsonl`.
-* **Writes:** the `latency_report` table (`<data_root>/latency_report`, partitioned by
-  `report_date`; a re-run replaces the hour's rows), the HTML report
-  `<reports_dir>/latency/<YYYY-MM-DDTHH>.html` (and `latest.html`) with a summary table and
-  charts. The `publish` task's log shows `Latency report: file://...`; open that link.
-* **Run:** it runs by itself once unpaused (no catch-up). For another hour, **Trigger DAG** with
-  the param `hour` = `2026-11-25T13` (UTC), or from the CLI:
-  `airflow dags trigger latency_report -c '{"hour": "2026-11-25T13"}'`; without Airflow:
-  `spark-submit jobs/latency_report.py --hour 2026-11-25T13`.
+* **Writes:** the `latency_report` table (partitioned by `report_date`; a re-run replaces the
+  hour) and `<reports_dir>/latency/<YYYY-MM-DDTHH>.html` (and `latest.html`); the `publish`
+  task's log shows `Latency report: file://...`.
+* **Run:** Trigger DAG w/ `hour` = `2026-11-25T13` (UTC), or
+  `spark-submit jobs/latency_report.py --hour 2026-11-25T13 [--set key=value ...]`.
+
+Stages, levels and alerts in full: `docs/dags/latency_report.md`.
 """
 
 
@@ -69,50 +56,33 @@ INFO > 500, else OK); WARNING and CRITICAL services are sent as alerts with the 
     doc_md=DOC_MD,
 )
 def latency_report():
-    @task(multiple_outputs=True)
-    def plan(params=None, data_interval_end=None, logical_date=None, dag_run=None) -> dict:
-        """The hour to report and the spark-submit settings (resolved on the worker)."""
+    @task
+    def plan(params=None, data_interval_end=None, logical_date=None, dag_run=None) -> str:
+        """The hour to report: the param, or the full hour before the run."""
         from logstream.batch.latency import report_hour_for_run
-        from logstream.config import Settings
-        from logstream.runtime.spark import spark_conf
 
         reference = data_interval_end or logical_date or getattr(dag_run, "run_after", None)
-        hour = report_hour_for_run((params or {}).get("hour"), reference)
-        settings = Settings.load()
-        conf = spark_conf(settings)
-        conf.pop("spark.master")  # the spark_default connection names the master
-        jars = conf.pop("spark.jars")
+        return report_hour_for_run((params or {}).get("hour"), reference)
+
+    @task(outlets=[LATENCY_REPORT])
+    def build_report(hour: str) -> str:
+        """Submit jobs/latency_report.py for the hour: the table rows and the HTML report."""
         arguments = ["--hour", hour]
-        for name in ("data_root", "status_dir", "reports_dir"):
-            arguments += ["--set", f"{name}={getattr(settings, name)}"]
-        return {"hour": hour, "conf": conf, "jars": jars, "application_args": arguments}
-
-    planned = plan()
-
-    build_report = SparkSubmitOperator(
-        task_id="build_report",
-        application=str(JOB),
-        conn_id="spark_default",
-        name="logstream-latency-report",
-        conf=planned["conf"],
-        jars=planned["jars"],
-        application_args=planned["application_args"],
-        outlets=[LATENCY_REPORT],
-    )
+        submit_job(task_settings(), "latency_report.py", arguments, name="logstream-latency-report")
+        return hour
 
     @task
     def publish(hour: str, ti=None) -> dict:
         """Log the report's address and deliver WARNING/CRITICAL levels as alerts."""
         from logstream.batch.latency import publish_report
-        from logstream.config import Settings
 
         links = {"airflow_log": getattr(ti, "log_url", None) or ""}
-        result = publish_report(Settings.load(), hour, links)
+        result = publish_report(task_settings(), hour, links)
         log.info("Latency report: %s", result["report"])
         log.info("Levels %s; alerts sent: %s", result["levels"], result["alerts"] or "none")
         return result
 
-    build_report >> publish(planned["hour"])
+    publish(build_report(plan()))
 
 
 latency_report()

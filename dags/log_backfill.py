@@ -1,6 +1,6 @@
-"""Backfill archived log files into bronze, then reconcile the days they touch (SPEC §7.2).
-Wiring only: the landing lives in logstream.batch.backfill, the Spark work in
-jobs/backfill_files.py."""
+"""Backfill archived log files into bronze, then reconcile the days they touch (SPEC §7.2):
+submit jobs/backfill_files.py, plan the date ranges, trigger late_data_reconciliation. The landing
+lives in logstream.batch.backfill."""
 
 from __future__ import annotations
 
@@ -10,46 +10,26 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import Param, dag, task
 
 from logstream.alerts import task_failure_alert
+from logstream.orchestration import no_retry_on, submit_job, task_settings
 
 RECONCILIATION_DAG = "late_data_reconciliation"
 
 DOC_MD = """
 ### log_backfill
 
-Lands archived log files (nginx/Apache access logs, JSON application logs, ... rotated out of
-the live pipeline or never sent through Kafka) into the bronze tables the stream writes, with
-the stream's parse and quarantine, **exactly once per file and line**: a re-run, or a retry
-after a crash, adds nothing. Then it triggers `late_data_reconciliation` for the event days the
-files hold, so historical days get reconciled metric tables.
+Lands archived log files into bronze with the stream's parse and quarantine, **exactly once per
+file and line** (a re-run adds nothing), then triggers `late_data_reconciliation` for the event
+days the files hold.
 
-* **Reads:** the files matching `path`: a file, a folder (every file below it) or a Hadoop glob,
-  on any Hadoop URI (`/data/logs/*.log`, `file:///...`, `hdfs://nn/logs/2015/`,
-  `s3a://bucket/nginx/access-2015-*.gz`; `.gz`/`.bz2` are decompressed; names starting with `_`
-  or `.` are skipped). Each line is one record, parsed with `format` (`auto` detects JSON or
-  access log per line); `service` names the service of access-log lines. Lines are not checked
-  against the wall clock: an archive is old by design.
-* **Writes:** bronze `events` (partitions by event date and hour; `event_id` =
-  `<file URI>:0:<line number>`, `kafka_timestamp` and `lateness_ms` null) and `quarantine`
-  (partition = the landing day), plus the ledger of what is landed under
-  `<data_root>/events/_commits/backfill/`. With `start_date`/`end_date` (UTC, inclusive; either
-  may stay empty) only events of those days land; the others are counted as
-  `skipped_out_of_range` and a later run can land them. Rejected lines are quarantined by the
-  first run that reads their file. The `land` task's XCom (and
-  `<reports_dir>/backfill/<run id>.json`) holds the summary: files, lines, events landed,
-  quarantined, skipped (already landed / out of range), days touched, changed files.
-* **Then:** `reconcile` triggers `late_data_reconciliation` with `start_date`/`end_date` = the
-  first and last event day the files touched (split into runs of at most 92 days; days after
-  today are left out; `origin: backfill`, so that `data_quality` checks only their reconciled
-  tables); skipped when no day was touched. Watch those runs in that DAG.
-* **Run from the UI:** *Trigger DAG* -> fill `path` (and optionally `format`, `service`,
-  `start_date`, `end_date`). Manual only; one backfill at a time.
-* **CLI:** `airflow dags trigger log_backfill -c '{"path": "s3a://bucket/nginx/2015-*.gz",
-  "format": "auto", "service": "shop", "start_date": "2015-12-01", "end_date": "2015-12-31"}'`,
-  or without Airflow: `spark-submit jobs/backfill_files.py --path '...' [--format auto]
-  [--service shop] [--start-date ...] [--end-date ...] [--set key=value ...]`.
-* **Limits:** a file that changed since it was landed (size or modification time) is skipped
-  and listed in `changed_files`: backfill closed (rotated) files, from one place. Do not backfill
-  lines the stream already received through Kafka (they would be in bronze twice, under two ids).
+* **Reads:** the files matching `path`: a file, folder or Hadoop glob on any Hadoop URI
+  (`.gz`/`.bz2` decompressed), parsed with `format`; `service` names access-log lines' service.
+* **Writes:** bronze `events` and `quarantine`, the ledger under
+  `<data_root>/events/_commits/backfill/`, and the summary in XCom and
+  `<reports_dir>/backfill/<run id>.json`. `start_date`/`end_date` limit the event days landed.
+* **Run:** Trigger DAG w/ `path` (and `format`, `service`, `start_date`, `end_date`), or
+  `spark-submit jobs/backfill_files.py --path '...' [--set key=value ...]`. Manual only.
+
+What it reads, skips and triggers, and its limits, in full: `docs/dags/log_backfill.md`.
 """
 
 
@@ -107,24 +87,20 @@ files hold, so historical days get reconciled metric tables.
 def log_backfill():
     @task(max_active_tis_per_dag=1)
     def land(params=None, run_id=None) -> dict:
-        """spark-submit jobs/backfill_files.py; returns the job's summary."""
+        """Submit jobs/backfill_files.py; returns the job's summary."""
         import json
 
-        from airflow.sdk.exceptions import AirflowException, AirflowFailException
+        from airflow.sdk.exceptions import AirflowException
 
         from logstream.batch.backfill import BackfillRequest, job_arguments, summary_file
-        from logstream.config import Settings
         from logstream.errors import ConfigError
-        from logstream.runtime.submit import submit_job
 
-        settings = Settings.load()
+        settings = task_settings()
         names = ("path", "format", "service", "start_date", "end_date")
-        try:
+        with no_retry_on(ConfigError):  # bad params: retrying cannot help
             request = BackfillRequest.from_params(*[(params or {}).get(name) for name in names])
             request.parse_options(settings)
             summary = summary_file(settings, run_id)
-        except ConfigError as exc:
-            raise AirflowFailException(str(exc)) from None  # bad params: retrying cannot help
         summary.unlink(missing_ok=True)  # an earlier try's summary must not pass for this one
         arguments = job_arguments(settings, request, str(summary))
         submit_job(settings, "backfill_files.py", arguments, name="logstream-backfill")

@@ -1,6 +1,6 @@
 """Smallest real Spark job: proves spark-submit, the session factory and the Kafka connector work.
 
-    spark-submit jobs/environment_check.py [--rows N]
+    spark-submit jobs/environment_check.py [--rows N] [--config FILE] [--set key=value ...]
 
 Prints one JSON line: Spark version, master, a checksum computed by Spark, and whether the Kafka
 source is on the classpath. Exit code 1 if the connector is missing.
@@ -14,16 +14,21 @@ import sys
 
 from pyspark.sql import functions as F
 
-from logstream.config import Settings
+from logstream.config import add_settings_arguments, settings_from_arguments
 from logstream.runtime.spark import build_spark_session
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=1000)
-    args = parser.parse_args(argv)
+    add_settings_arguments(parser)
+    return parser.parse_args(argv)
 
-    spark = build_spark_session("logstream-environment-check", Settings.load())
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+
+    spark = build_spark_session("logstream-environment-check", settings_from_arguments(args))
     total = spark.range(1, args.rows + 1).agg(F.sum("id").alias("total")).first()["total"]
     jvm = spark.sparkContext._jvm
     try:

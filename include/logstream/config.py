@@ -284,3 +284,14 @@ def settings_from_arguments(args: argparse.Namespace) -> Settings:
             raise ConfigError(f"--set takes KEY=VALUE, got {item!r}")
         overrides[key.strip()] = value
     return Settings.load(args.config, **overrides)
+
+
+def settings_arguments(settings: Settings) -> list[str]:
+    """``--set KEY=VALUE`` for every setting: what `settings_from_arguments` turns back into
+    ``settings``, so a job gets exactly the submitter's settings whatever environment it runs in."""
+    arguments: list[str] = []
+    for item in fields(settings):
+        value = getattr(settings, item.name)
+        text = json.dumps(value, sort_keys=True) if isinstance(value, dict) else str(value)
+        arguments += ["--set", f"{item.name}={text}"]
+    return arguments

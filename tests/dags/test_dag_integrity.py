@@ -30,3 +30,18 @@ def test_every_dag_has_tags_retries_and_docs(dag_bag):
         assert dag.doc_md and len(dag.doc_md) > 100, f"{dag_id} lacks doc_md"
         for task in dag.tasks:
             assert task.retries >= 2, f"{dag_id}.{task.task_id} has retries={task.retries}"
+
+
+def test_every_dag_links_its_operator_guide(dag_bag):
+    for dag_id, dag in dag_bag.dags.items():
+        guide = f"docs/dags/{dag_id}.md"
+        assert guide in dag.doc_md, f"{dag_id}'s doc_md does not link {guide}"
+        assert (DAGS_FOLDER.parent / guide).is_file(), f"{guide} is missing"
+
+
+def test_dags_submit_jobs_only_through_logstream_orchestration():
+    """One submit path: spark-submit settings and arguments come from submit_job alone."""
+    for path in DAGS_FOLDER.glob("*.py"):
+        source = path.read_text()
+        assert "SparkSubmit" not in source, f"{path.name} calls spark-submit itself"
+        assert "spark_conf" not in source, f"{path.name} builds its own Spark configuration"

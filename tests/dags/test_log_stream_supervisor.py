@@ -1,7 +1,8 @@
 """log_stream_supervisor for real: Airflow runs the DAG (``dag.test()``), the DAG starts the real
 streaming job with spark-submit against a real Kafka broker; the test SIGKILLs the driver and the
 next DAG run brings it back from its checkpoint; nothing is lost or duplicated. A corrupted
-checkpoint stops the DAG with a clear error and an alert, and is left untouched."""
+checkpoint stops the DAG with a clear error and an alert, and is left untouched. Preflight runs
+only before a start: with Kafka down, a stop and a held job's runs pass, a start fails."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from logstream.config import Settings
 from logstream.devtools.generator import GeneratorConfig, generate_logs
 from logstream.kafka.admin import ensure_topics
 from logstream.storage.tables import read_table
+from tests.conftest import free_port
 from tests.helpers import produce_with_ids
 
 DAG_ID = "log_stream_supervisor"
@@ -86,6 +88,10 @@ def wait_for_landed(
     raise AssertionError(f"fewer than {at_least} valid events after {timeout}s: {totals(run)}")
 
 
+def task_states(dag_run) -> dict[str, str]:
+    return {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
+
+
 def alerts(run: Settings) -> list[dict]:
     path = Path(run.alert_sink.removeprefix("jsonl:"))
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
@@ -107,6 +113,7 @@ def test_sigkilled_driver_is_restarted_from_its_checkpoint_exactly_once(
     ids = produce_with_ids(kafka_broker.bootstrap, thirds[0])
     first = dag.test(run_conf=RUN_CONF)
     assert first.state == "success"
+    assert task_states(first)["preflight"] == "success"  # a first start: the environment checked
     started = supervisor.read_record(run)
     assert started is not None and supervisor.inspect(run).state == "running"
     wait_for_landed(run, valid_after[0])
@@ -123,6 +130,7 @@ def test_sigkilled_driver_is_restarted_from_its_checkpoint_exactly_once(
     # the next watchdog run sees the dead driver and restarts it from the checkpoint
     second = dag.test(run_conf=RUN_CONF)
     assert second.state == "success"
+    assert task_states(second)["preflight"] == "success"  # a restart: checked again
     restarted = supervisor.read_record(run)
     assert restarted.pid != started.pid and supervisor.inspect(run).state == "running"
     assert [r["reason"].split(":")[0] for r in supervisor.read_history(run)] == ["failed"]
@@ -181,10 +189,9 @@ def test_corrupt_checkpoint_fails_the_run_with_an_alert_and_is_left_alone(
     dag_run = dag_bag.get_dag(DAG_ID).test(run_conf=RUN_CONF)
 
     assert dag_run.state == "failed"
-    states = {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
-    assert states == {
-        "preflight": "success",
+    assert task_states(dag_run) == {
         "check": "failed",
+        "preflight": "upstream_failed",
         "act": "upstream_failed",
         "confirm": "upstream_failed",
     }
@@ -202,3 +209,40 @@ def test_corrupt_checkpoint_fails_the_run_with_an_alert_and_is_left_alone(
 
     assert {p: p.read_bytes() for p in checkpoint.rglob("*") if p.is_file()} == before
     assert supervisor.read_record(run) is None and supervisor.find_job_processes(run) == []
+
+
+def test_preflight_runs_only_when_a_start_is_due(run, dag_bag, monkeypatch):
+    """Kafka is down. Stopping the job, and watching a held one, need neither Kafka nor the jars:
+    those runs pass with preflight skipped. An operator's start runs preflight, which fails the
+    run before `act`, so nothing is started into the broken environment."""
+    monkeypatch.setenv("LOGSTREAM_KAFKA_PORT", str(free_port()))
+    dag = dag_bag.get_dag(DAG_ID)
+    for task in dag.tasks:  # a failure should fail the run now, not after retry delays
+        monkeypatch.setattr(task, "retries", 0)
+
+    stop = dag.test(run_conf={**RUN_CONF, "action": "stop"})
+    assert stop.state == "success"
+    assert task_states(stop) == {
+        "check": "success",
+        "preflight": "skipped",
+        "act": "success",
+        "confirm": "success",
+    }
+    assert supervisor.inspect(run).state == "held"
+
+    watch = dag.test(run_conf=RUN_CONF)
+    assert watch.state == "success"
+    assert task_states(watch)["preflight"] == "skipped"
+
+    start = dag.test(run_conf={**RUN_CONF, "action": "start"})
+    assert start.state == "failed"
+    assert task_states(start) == {
+        "check": "success",
+        "preflight": "failed",
+        "act": "upstream_failed",
+        "confirm": "upstream_failed",
+    }
+    assert supervisor.read_record(run) is None and supervisor.find_job_processes(run) == []
+    failure = next(a for a in alerts(run) if a["kind"] == "pipeline_failure")
+    assert failure["details"]["task_id"] == "preflight"
+    assert "Kafka is not reachable" in failure["summary"]

@@ -1,11 +1,11 @@
-"""Preflight: passes with a broker, names the fix without one."""
+"""Preflight: passes with a broker, names the fix without one, and is due only before a start."""
 
 from __future__ import annotations
 
 import pytest
 
 from logstream.errors import MissingDependencyError, ServiceError
-from logstream.runtime.preflight import run_preflight
+from logstream.runtime.preflight import preflight_due, run_preflight
 from tests.conftest import free_port
 
 
@@ -37,3 +37,18 @@ def test_preflight_checks_the_bootstrap_servers_the_job_uses(settings, kafka_bro
     assert run_preflight(external).kafka_reachable
     with pytest.raises(ServiceError, match="check LOGSTREAM_KAFKA_BOOTSTRAP_SERVERS"):
         run_preflight(settings.replace(kafka_bootstrap_servers=dead))
+
+
+@pytest.mark.parametrize(
+    ("action", "needs_start", "due"),
+    [
+        ("supervise", True, True),  # stopped, failed or stalled: a (re)start is coming
+        ("supervise", False, False),  # running, starting or held: nothing to start
+        ("start", False, True),  # an operator's start, e.g. of a held job
+        ("start", True, True),
+        ("stop", True, False),  # stopping needs neither Kafka nor the jars
+        ("stop", False, False),
+    ],
+)
+def test_preflight_is_due_only_when_the_job_may_be_started(action, needs_start, due):
+    assert preflight_due(action, needs_start) is due

@@ -1,4 +1,5 @@
-"""Preflight checks an operator (or the supervisor DAG) runs before starting the stream."""
+"""Preflight checks an operator (or the supervisor DAG) runs before starting the stream: Java, the
+cached jars and the Kafka bootstrap servers the job will use."""
 
 from __future__ import annotations
 
@@ -37,6 +38,14 @@ def bootstrap_addresses(settings: Settings) -> list[tuple[str, int]]:
     return addresses
 
 
+def preflight_due(action: str, needs_start: bool) -> bool:
+    """Whether a supervisor step should run preflight: only when it may (re)start the job, that is
+    an operator's ``start``, or a scheduled ``supervise`` of a job that is stopped, failed or
+    stalled (``needs_start``). A running or held job, or a ``stop``, does not depend on Java, the
+    jars or Kafka being in place, so a broken environment does not fail those runs."""
+    return action == "start" or (action == "supervise" and needs_start)
+
+
 def run_preflight(settings: Settings, require_kafka: bool = True) -> PreflightReport:
     """Check Java, the cached jars and (optionally) that one of the Kafka bootstrap servers the
     job will use answers; raise a clear error."""
@@ -56,4 +65,4 @@ def run_preflight(settings: Settings, require_kafka: bool = True) -> PreflightRe
     return PreflightReport(java, jars, settings.kafka_bootstrap, reachable)
 
 
-__all__ = ["LogstreamError", "PreflightReport", "run_preflight"]
+__all__ = ["LogstreamError", "PreflightReport", "preflight_due", "run_preflight"]

@@ -9,7 +9,7 @@ from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, t
 
 from logstream.alerts import task_failure_alert
 from logstream.assets import QUALITY_PASSED, RECONCILED
-from logstream.orchestration import submit_job, task_settings
+from logstream.orchestration import no_retry_on, submit_job, task_settings
 
 DOC_MD = """
 ### data_quality
@@ -85,9 +85,7 @@ def data_quality():
         without retries; a job that never reached a verdict is worth a retry."""
         from datetime import date
 
-        from airflow.sdk.exceptions import AirflowException, AirflowFailException
-
-        from logstream.batch.quality import load_result
+        from logstream.batch.quality import QualityFailedError, judge_run
 
         settings, day = task_settings(), date.fromisoformat(plan["date"])
         arguments = [
@@ -96,20 +94,11 @@ def data_quality():
         ]
         try:
             submit_job(settings, "quality_check.py", arguments, name=f"logstream-quality-{day}")
-        except AirflowException:
-            verdict = load_result(settings, day)
-            if verdict is not None and verdict.run_id == run_id and not verdict.success:
-                raise AirflowFailException(verdict.summary()) from None
-            raise
-        verdict = load_result(settings, day)
-        if verdict is None or verdict.run_id != run_id:
-            raise AirflowException(
-                f"the quality job passed but its result for this run is not in "
-                f"{settings.reports_dir}/quality/: reports_dir must be a folder the Spark driver "
-                "and this worker share (client deploy mode does that)"
-            )
-        suites = [suite.suite for suite in verdict.suites]
-        return {"date": plan["date"], "suites": suites, "data_docs": verdict.data_docs_index}
+            job_error = None
+        except Exception as error:  # noqa: BLE001 - judged with the verdict the job left
+            job_error = error
+        with no_retry_on(QualityFailedError):
+            return judge_run(settings, day, run_id, job_error)
 
     @task(outlets=[QUALITY_PASSED])
     def publish(verdict: dict, **context) -> dict:

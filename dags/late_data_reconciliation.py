@@ -89,7 +89,7 @@ def late_data_reconciliation():
         from logstream.batch.reconcile import job_arguments, parse_day, run_summary
 
         settings = task_settings()
-        arguments = job_arguments(settings, parse_day(day))
+        arguments = job_arguments(parse_day(day))
         submit_job(settings, "reconcile_day.py", arguments, name=f"logstream-reconcile-{day}")
         return run_summary(settings, parse_day(day))
 

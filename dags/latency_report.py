@@ -1,5 +1,5 @@
 """Hourly latency report (SPEC §7.3): plan the hour, submit jobs/latency_report.py, publish the
-report's address and alert levels. The report itself lives in logstream.batch.latency."""
+report's address and alert levels. The report itself lives in logstream.reports.latency."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def latency_report():
     @task
     def plan(params=None, data_interval_end=None, logical_date=None, dag_run=None) -> str:
         """The hour to report: the param, or the full hour before the run."""
-        from logstream.batch.latency import report_hour_for_run
+        from logstream.reports.latency import report_hour_for_run
 
         reference = data_interval_end or logical_date or getattr(dag_run, "run_after", None)
         return report_hour_for_run((params or {}).get("hour"), reference)
@@ -74,7 +74,7 @@ def latency_report():
     @task
     def publish(hour: str, ti=None) -> dict:
         """Log the report's address and deliver WARNING/CRITICAL levels as alerts."""
-        from logstream.batch.latency import publish_report
+        from logstream.reports.latency import publish_report
 
         links = {"airflow_log": getattr(ti, "log_url", None) or ""}
         result = publish_report(task_settings(), hour, links)

@@ -102,7 +102,7 @@ def log_backfill():
             request.parse_options(settings)
             summary = summary_file(settings, run_id)
         summary.unlink(missing_ok=True)  # an earlier try's summary must not pass for this one
-        arguments = job_arguments(settings, request, str(summary))
+        arguments = job_arguments(request, str(summary))
         submit_job(settings, "backfill_files.py", arguments, name="logstream-backfill")
         if not summary.is_file():
             raise AirflowException(

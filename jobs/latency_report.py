@@ -16,9 +16,9 @@ import argparse
 import sys
 
 from logstream import logsetup
-from logstream.batch.latency import parse_hour, report_folder, run_report
 from logstream.config import add_settings_arguments, settings_from_arguments
 from logstream.errors import LogstreamError
+from logstream.reports.latency import parse_hour, report_folder, run_report
 from logstream.runtime.spark import build_spark_session
 
 

@@ -16,6 +16,13 @@ def as_utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+def from_spark(moment: datetime) -> datetime:
+    """A timestamp PySpark collected, as an aware UTC datetime. PySpark hands timestamps back as
+    naive datetimes in the process's local time zone, so here a naive value is LOCAL time (where
+    :func:`as_utc` takes it as UTC)."""
+    return moment.astimezone(UTC)
+
+
 def to_ms(moment: datetime) -> int:
     """Epoch milliseconds of ``moment`` (floored; a naive datetime is UTC)."""
     return (as_utc(moment) - EPOCH) // _MILLISECOND

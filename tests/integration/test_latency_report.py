@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from logstream import schemas
-from logstream.batch import latency
-from logstream.batch.latency_summary import STAGE_ORDER
+from logstream.batch.latency import STAGE_ORDER
 from logstream.catalog.aggregates import PERCENTILE_ACCURACY
+from logstream.reports import latency
 from logstream.storage.tables import table_path
 from logstream.stream import status
 from tests.oracle import percentile_rank_ok

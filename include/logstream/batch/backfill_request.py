@@ -7,10 +7,9 @@ touched, and the job's arguments and summary file.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 
@@ -151,9 +150,9 @@ def reconcile_ranges(
 # -- what the DAG and the job share ----------------------------------------------------------------
 
 
-def job_arguments(settings: Settings, request: BackfillRequest, summary_file: str) -> list[str]:
-    """``jobs/backfill_files.py`` arguments that pin the job to these settings' tables and parse
-    settings (a cluster driver does not inherit the submitting worker's environment)."""
+def job_arguments(request: BackfillRequest, summary_file: str) -> list[str]:
+    """``jobs/backfill_files.py``'s own arguments (the settings are added by
+    :func:`logstream.orchestration.submit_job`)."""
     arguments = ["--path", request.path, "--summary", summary_file]
     for flag, value in (
         ("--format", request.format),
@@ -163,14 +162,6 @@ def job_arguments(settings: Settings, request: BackfillRequest, summary_file: st
     ):
         if value is not None:
             arguments += [flag, str(value)]
-    settings_fields = {item.name for item in fields(Settings)}
-    parse_fields = [item.name for item in fields(parsing.ParseOptions)]
-    names = ["data_root", "parse_format", *[n for n in parse_fields if n in settings_fields]]
-    for name in names:
-        value = getattr(settings, name)
-        if isinstance(value, dict | list | tuple):
-            value = json.dumps(value, sort_keys=True)
-        arguments += ["--set", f"{name}={value}"]
     return arguments
 
 

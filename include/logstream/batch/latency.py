@@ -1,243 +1,308 @@
-"""The hourly latency report's outputs (SPEC §7.3, §9): written by the Spark job, delivered by the
-Airflow DAG.
+"""The hourly latency statistics (SPEC §7.3, §5.1.8): per service and stage, percentiles and levels.
 
-:func:`run_report` computes the hour's rows (:mod:`logstream.batch.latency_summary`) and writes:
+For one UTC hour ``H`` they summarise two sources:
 
-* the ``latency_report`` Parquet table, partitioned by ``report_date``, where a run replaces
-  exactly its hour's rows (re-running an hour gives the same rows, never duplicates);
-* ``<reports_dir>/latency/<YYYY-MM-DDTHH>.html`` (:mod:`logstream.reports.latency_html`) and
-  ``latest.html``, a copy of the newest hour;
-* ``<YYYY-MM-DDTHH>.json``, the summary the DAG reads back (:func:`publish_report`) to log the
-  link and deliver WARNING/CRITICAL alerts.
+* bronze ``events`` whose event time falls in ``H`` (the ``event_date``/``event_hour`` partition),
+  one sample per event and stage:
+
+  - ``event_to_kafka_ms`` = kafka_timestamp - event_time: client and shipper delay (negative when
+    a client clock runs ahead of the broker's);
+  - ``kafka_to_processed_ms`` = processing_time - kafka_timestamp: the pipeline's own latency;
+  - ``end_to_end_ms`` = processing_time - event_time: SPEC §5.1.8's processing latency;
+
+  per service (scope ``service``) and over all services (scope ``all``, service ``*``);
+* the streaming queries' progress history (:func:`logstream.stream.status.read_history`) whose
+  progress timestamp falls in ``H``, one sample per micro-batch (scope ``query``, service = query
+  name): ``batch_duration_ms`` (durationMs.triggerExecution), ``watermark_delay_ms`` (progress
+  time - watermark), ``kafka_lag_records`` (latest - processed offsets) and ``event_time_lag_ms``
+  (progress time - newest event time).
+
+Each (hour, scope, service, stage) row holds count, p50/p95/p99, max and avg. Percentiles are
+``percentile_approx`` with accuracy :data:`PERCENTILE_ACCURACY` (10 000): the value returned is one
+of the samples and its rank is within ``count / 10 000`` of the exact rank ``ceil(p * count)``, so
+it is exact below 10 000 samples. Latency stages (:data:`LEVELLED_STAGES`) carry the SPEC §5.1.8
+alert level of their average; other stages (watermark delay is minutes by design) carry none.
+
+The Spark parts are pure ``DataFrame -> DataFrame`` transforms; the history part is plain Python,
+since an hour holds at most a few thousand progress events. :mod:`logstream.reports.latency` writes
+and delivers the report.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from pathlib import Path
+import math
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from pyspark.sql import SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
-from logstream.alerts import Alert, notify
-from logstream.batch.latency_summary import (
-    ALERTING_LEVELS,
-    build_report,
-    format_hour,
-    parse_hour,
-    report_hour_for_run,
-    sort_rows,
-)
-from logstream.catalog.families.processing_latency import LEVEL_THRESHOLDS_MS
+from logstream.catalog.aggregates import PERCENTILE_ACCURACY
+from logstream.catalog.families.processing_latency import alert_level
 from logstream.config import Settings
 from logstream.errors import ConfigError
-from logstream.reports.latency_html import render_html
 from logstream.schemas import LATENCY_REPORT
-from logstream.storage.fs import HadoopFS, local_path, write_local_text
-from logstream.storage.tables import table_path
+from logstream.storage.tables import read_table
+from logstream.stream.status import read_history
 
-__all__ = [
-    "TABLE",
-    "ReportResult",
-    "parse_hour",
-    "publish_report",
-    "report_folder",
-    "report_hour_for_run",
-    "run_report",
-    "write_report_table",
-]
+HOUR_FORMAT = "%Y-%m-%dT%H"
+PERCENTILES = (0.5, 0.95, 0.99)
 
-log = logging.getLogger(__name__)
+#: Event stages: name -> (later timestamp column, earlier timestamp column).
+EVENT_STAGES: dict[str, tuple[str, str]] = {
+    "event_to_kafka_ms": ("kafka_timestamp", "event_time"),
+    "kafka_to_processed_ms": ("processing_time", "kafka_timestamp"),
+    "end_to_end_ms": ("processing_time", "event_time"),
+}
+#: Query stages from the progress history: name -> unit.
+QUERY_STAGES: dict[str, str] = {
+    "batch_duration_ms": "ms",
+    "watermark_delay_ms": "ms",
+    "kafka_lag_records": "records",
+    "event_time_lag_ms": "ms",
+}
+STAGE_ORDER = (*EVENT_STAGES, *QUERY_STAGES)
+SCOPE_ORDER = ("all", "service", "query")
+#: Stages whose average gets a SPEC §5.1.8 alert level.
+LEVELLED_STAGES = ("end_to_end_ms", "kafka_to_processed_ms")
+ALERTING_LEVELS = ("WARNING", "CRITICAL")
 
-TABLE = "latency_report"
+#: Long-format samples: what the progress history turns into before aggregation.
+SAMPLES = T.StructType(
+    [
+        T.StructField("scope", T.StringType(), False),
+        T.StructField("service", T.StringType(), False),
+        T.StructField("stage", T.StringType(), False),
+        T.StructField("unit", T.StringType(), False),
+        T.StructField("value", T.DoubleType(), False),
+    ]
+)
+
+_STAT_NAMES = ("count", "pct", "max", "avg")
 
 
-# -- the table and the files (Spark job) -------------------------------------------------------
+# -- hours -------------------------------------------------------------------------------------
+def parse_hour(text: str) -> datetime:
+    """``2026-11-25T13`` -> the aware UTC datetime 2026-11-25 13:00."""
+    try:
+        parsed = datetime.strptime(str(text).strip(), HOUR_FORMAT)
+    except ValueError:
+        raise ConfigError(
+            f"hour {text!r} is not a UTC hour written YYYY-MM-DDTHH; pass e.g. 2026-11-25T13"
+        ) from None
+    return parsed.replace(tzinfo=UTC)
 
 
-def write_report_table(
-    spark: SparkSession, settings: Settings, hour: datetime, rows: list[dict]
-) -> str:
-    """Replace the hour's rows in the ``latency_report`` table, keeping the day's other hours.
+def format_hour(hour: datetime) -> str:
+    return hour.astimezone(UTC).strftime(HOUR_FORMAT)
 
-    The day's partition is small (hours x services x stages): it is read to the driver, the hour's
-    rows are swapped, and the partition is overwritten as one file with dynamic partition
-    overwrite, so readers see the old partition or the new one. Returns the table path.
+
+def report_hour_for_run(hour_param: str | None, reference: datetime | None) -> str:
+    """The hour a run reports: the ``hour`` param if given, else the full hour before ``reference``.
+
+    ``reference`` is the run's data-interval end (or logical date, or run-after time): a run at
+    14:05 reports 13:00-14:00, whether the timetable gives it an interval or just a trigger time.
+    """
+    if hour_param:
+        return format_hour(parse_hour(hour_param))
+    if reference is None:
+        raise ConfigError(
+            "the run has no data interval or logical date to derive the hour from; "
+            "trigger it with the param hour=YYYY-MM-DDTHH"
+        )
+    floor = reference.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    return format_hour(floor - timedelta(hours=1))
+
+
+# -- transforms --------------------------------------------------------------------------------
+def events_in_hour(hour: datetime) -> Callable[[DataFrame], DataFrame]:
+    """Bronze events whose event time falls in ``[hour, hour + 1h)`` (partition-pruned)."""
+    start = hour.astimezone(UTC)
+    end = start + timedelta(hours=1)
+
+    def transform(events: DataFrame) -> DataFrame:
+        return events.where(
+            (F.col("event_date") == F.lit(start.date()))
+            & (F.col("event_hour") == F.lit(start.hour))
+            & (F.col("event_time") >= F.lit(start))
+            & (F.col("event_time") < F.lit(end))
+        )
+
+    return transform
+
+
+def _elapsed_ms(later: str, earlier: str) -> Column:
+    """``later - earlier`` in milliseconds, at the timestamps' microsecond resolution."""
+    return (F.unix_micros(later) - F.unix_micros(earlier)) / F.lit(1000.0)
+
+
+def _stats(value: Column) -> dict[str, Column]:
+    """The aggregates of one stage; nulls are not samples."""
+    return {
+        "count": F.count(value),
+        "pct": F.percentile_approx(value, list(PERCENTILES), PERCENTILE_ACCURACY),
+        "max": F.max(value),
+        "avg": F.avg(value),
+    }
+
+
+def _stat_columns(prefix: str = "") -> list[Column]:
+    pct = F.col(f"{prefix}pct")
+    return [
+        F.col(f"{prefix}count").cast("long").alias("count"),
+        *[pct[i].cast("double").alias(f"p{round(p * 100)}") for i, p in enumerate(PERCENTILES)],
+        F.col(f"{prefix}max").cast("double").alias("max"),
+        F.col(f"{prefix}avg").cast("double").alias("avg"),
+    ]
+
+
+def event_stage_summary(events: DataFrame) -> DataFrame:
+    """Per service and over all services (``*``): the three event stages' statistics.
+
+    One pass over the events: a rollup on ``service`` aggregates every stage side by side, then
+    each group row is unpivoted into one row per stage. Columns: scope, service, stage, unit,
+    count, p50, p95, p99, max, avg.
+    """
+    staged = events.select(
+        # bronze guarantees a service; a null one must not pose as the all-services row
+        F.coalesce(F.col("service"), F.lit("(unknown)")).alias("service"),
+        *[
+            _elapsed_ms(later, earlier).alias(stage)
+            for stage, (later, earlier) in EVENT_STAGES.items()
+        ],
+    )
+    aggregates = [
+        column.alias(f"{stage}__{name}")
+        for stage in EVENT_STAGES
+        for name, column in _stats(F.col(stage)).items()
+    ]
+    grouped = staged.rollup("service").agg(F.grouping("service").alias("is_total"), *aggregates)
+    per_stage = F.explode(
+        F.array(
+            *[
+                F.struct(
+                    F.lit(stage).alias("stage"),
+                    *[F.col(f"{stage}__{name}").alias(name) for name in _STAT_NAMES],
+                )
+                for stage in EVENT_STAGES
+            ]
+        )
+    )
+    is_total = F.col("is_total") == 1
+    return grouped.select(
+        F.when(is_total, "all").otherwise("service").alias("scope"),
+        F.when(is_total, "*").otherwise(F.col("service")).alias("service"),
+        per_stage.alias("s"),
+    ).select(
+        "scope",
+        "service",
+        F.col("s.stage").alias("stage"),
+        F.lit("ms").alias("unit"),
+        *_stat_columns("s."),
+    )
+
+
+def sample_summary(samples: DataFrame) -> DataFrame:
+    """Long-format samples (:data:`SAMPLES`) -> one statistics row per scope/service/stage/unit."""
+    stats = _stats(F.col("value"))
+    return (
+        samples.groupBy("scope", "service", "stage", "unit")
+        .agg(*[column.alias(name) for name, column in stats.items()])
+        .select("scope", "service", "stage", "unit", *_stat_columns())
+    )
+
+
+def finish_report(hour: datetime) -> Callable[[DataFrame], DataFrame]:
+    """Stamp summary rows with their hour, date and alert level, in the table's column order.
+
+    Rows without samples are dropped: an hour with no events yields no event rows.
     """
     start = hour.astimezone(UTC)
-    day = start.date()
-    path = table_path(settings, TABLE)
-    partition = f"{path}/report_date={day.isoformat()}"
-    fs = HadoopFS(spark)
-    kept: list[dict] = []
-    if fs.list_files(partition, ".parquet"):
-        kept = [
-            row.asDict()
-            for row in spark.read.schema(LATENCY_REPORT)
-            .parquet(path)
-            .where((F.col("report_date") == F.lit(day)) & (F.col("report_hour") != F.lit(start)))
-            .collect()
-        ]
-    combined = sort_rows(_utc_hour(row) for row in [*kept, *rows])
-    if not combined:
-        fs.delete(partition)
-        return path
-    frame = spark.createDataFrame(
-        [tuple(row[name] for name in LATENCY_REPORT.fieldNames()) for row in combined],
-        LATENCY_REPORT,
-    )
-    (
-        frame.coalesce(1)
-        .write.mode("overwrite")
-        .option("partitionOverwriteMode", "dynamic")
-        .partitionBy("report_date")
-        .parquet(path)
-    )
-    return path
 
-
-def _utc_hour(row: dict) -> dict:
-    """``report_hour`` as an aware UTC datetime.
-
-    PySpark returns timestamps as naive datetimes in the Python process's local time zone (and
-    reads naive ones back the same way), so a naive value is local time.
-    """
-    hour = row["report_hour"]
-    return {**row, "report_hour": hour.astimezone(UTC)}
-
-
-def report_folder(settings: Settings) -> Path:
-    """``<reports_dir>/latency``; the reports are files on the machine that runs the job."""
-    folder = local_path(settings.reports_dir)
-    if folder is None:
-        raise ConfigError(
-            f"reports_dir={settings.reports_dir!r} must be a local folder (the HTML report is "
-            "written with plain file I/O); set LOGSTREAM_REPORTS_DIR to a path"
+    def transform(summary: DataFrame) -> DataFrame:
+        return (
+            summary.where(F.col("count") > 0)
+            .withColumn("report_hour", F.lit(start).cast("timestamp"))
+            .withColumn(
+                "alert_level",
+                F.when(F.col("stage").isin(*LEVELLED_STAGES), alert_level(F.col("avg"))),
+            )
+            .withColumn("report_date", F.lit(start.date()).cast("date"))
+            .select(*LATENCY_REPORT.fieldNames())
         )
-    return folder.expanduser().resolve() / "latency"
+
+    return transform
 
 
-@dataclass(frozen=True)
-class ReportResult:
-    hour: str
-    html_path: Path
-    summary_path: Path
-    table: str
-    rows: list[dict] = field(default_factory=list)
-
-    @property
-    def html_url(self) -> str:
-        return self.html_path.as_uri()
-
-
-def run_report(spark: SparkSession, settings: Settings, hour: datetime) -> ReportResult:
-    """Build the hour's report and write the table, the HTML page and the JSON summary."""
-    hour_text = format_hour(hour)
-    folder = report_folder(settings)
-    rows = sort_rows(
-        _utc_hour(row.asDict()) for row in build_report(spark, settings, hour).collect()
-    )
-    table = write_report_table(spark, settings, hour, rows)
-    generated_at = datetime.now(UTC)
-    html_path = folder / f"{hour_text}.html"
-    write_local_text(html_path, render_html(hour, rows, generated_at=generated_at, table=table))
-    _refresh_latest(folder)
-    summary_path = folder / f"{hour_text}.json"
-    summary = {
-        "hour": hour_text,
-        "html": str(html_path),
-        "html_url": html_path.as_uri(),
-        "table": table,
-        "generated_at": generated_at.isoformat(),
-        "rows": [_jsonable(row) for row in rows],
-    }
-    write_local_text(summary_path, json.dumps(summary, indent=2))
-    log.info(
-        "latency report written",
-        extra={"hour": hour_text, "rows": len(rows), "html": str(html_path), "table": table},
-    )
-    return ReportResult(hour_text, html_path, summary_path, table, rows)
-
-
-def _jsonable(row: dict) -> dict:
-    return {
-        key: value.isoformat() if isinstance(value, datetime | date) else value
-        for key, value in row.items()
-    }
-
-
-def _refresh_latest(folder: Path) -> None:
-    """``latest.html`` = the newest hour's page (a backfill of an old hour does not replace it)."""
-    hours = []
-    for page in folder.glob("*.html"):
-        try:
-            hours.append((parse_hour(page.stem), page))
-        except ConfigError:
-            continue
-    if hours:
-        newest = max(hours)[1]
-        write_local_text(folder / "latest.html", newest.read_text(encoding="utf-8"))
-
-
-# -- delivery (Airflow side: plain Python, no Spark) -------------------------------------------
-
-
-def publish_report(settings: Settings, hour: str, links: dict | None = None) -> dict:
-    """Read the hour's JSON summary and deliver WARNING/CRITICAL per-service rows as alerts.
-
-    Each alert has the stable dedup key ``latency:<service>:<stage>:<hour>``, so a re-run of the
-    hour does not page twice (the alert path deduplicates by key). Returns what the DAG logs.
-    """
-    hour_text = format_hour(parse_hour(hour))
-    summary_path = report_folder(settings) / f"{hour_text}.json"
+# -- progress history (plain Python) ----------------------------------------------------------
+def _time(text: Any) -> datetime | None:
+    if not isinstance(text, str) or not text:
+        return None
     try:
-        summary = json.loads(summary_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(
-            f"no latency report summary at {summary_path}; run jobs/latency_report.py "
-            f"--hour {hour_text} first (the DAG's build_report task)"
-        ) from None
-    alerts = [
-        _latency_alert(row, hour_text, summary, links or {})
-        for row in summary["rows"]
-        if row["scope"] == "service" and row.get("alert_level") in ALERTING_LEVELS
-    ]
-    for alert in alerts:
-        notify(alert, settings.alert_sink)
-    levels: dict[str, int] = {}
-    for row in summary["rows"]:
-        if row.get("alert_level"):
-            levels[row["alert_level"]] = levels.get(row["alert_level"], 0) + 1
-    return {
-        "hour": hour_text,
-        "report": summary["html_url"],
-        "table": summary["table"],
-        "rows": len(summary["rows"]),
-        "levels": levels,
-        "alerts": [alert.dedup_key for alert in alerts],
-    }
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _latency_alert(row: dict, hour: str, summary: dict, links: dict) -> Alert:
-    level = row["alert_level"]
-    return Alert(
-        dedup_key=f"latency:{row['service']}:{row['stage']}:{hour}",
-        kind="latency",
-        severity=level.lower(),
-        summary=(
-            f"{row['service']} {row['stage']} averaged {row['avg']:.0f} ms in {hour} UTC "
-            f"({level}; p99 {row['p99']:.0f} ms over {row['count']} events)"
-        ),
-        details={
-            "hour": hour,
-            "service": row["service"],
-            "stage": row["stage"],
-            "level": level,
-            **{name: row[name] for name in ("count", "p50", "p95", "p99", "max", "avg")},
-            "thresholds_ms": dict(LEVEL_THRESHOLDS_MS),
-        },
-        links={"report": summary["html_url"], "table": summary["table"], **links},
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def progress_samples(records: Iterable[dict]) -> list[tuple[str, str, str, str, float]]:
+    """History lines (:func:`logstream.stream.status.history_record`) -> :data:`SAMPLES` tuples.
+
+    The watermark delay needs a real watermark: queries without one, and watermarked queries
+    before their first data (Spark reports the epoch), give no sample.
+    """
+    samples = []
+    for record in records:
+        query = str(record.get("query") or "unnamed")
+        stamp = _time(record.get("timestamp"))
+        watermark = _time(record.get("watermark"))
+        delay = None
+        if stamp is not None and watermark is not None and watermark.timestamp() > 0:
+            delay = (stamp - watermark) / timedelta(milliseconds=1)
+        values = {
+            "batch_duration_ms": _number(record.get("batch_duration_ms")),
+            "watermark_delay_ms": delay,
+            "kafka_lag_records": _number(record.get("kafka_lag")),
+            "event_time_lag_ms": _number(record.get("event_time_lag_ms")),
+        }
+        for stage, value in values.items():
+            if value is not None:
+                samples.append(("query", query, stage, QUERY_STAGES[stage], value))
+    return samples
+
+
+# -- the hour's rows --------------------------------------------------------------------------
+def build_report(spark: SparkSession, settings: Settings, hour: datetime) -> DataFrame:
+    """The hour's report rows (a DataFrame in :data:`LATENCY_REPORT` order; nothing written)."""
+    start = hour.astimezone(UTC)
+    events = read_table(spark, settings, "events").transform(events_in_hour(start))
+    history = read_history(settings.status_dir, start, start + timedelta(hours=1))
+    samples = spark.createDataFrame(progress_samples(history), SAMPLES)
+    return (
+        events.transform(event_stage_summary)
+        .unionByName(samples.transform(sample_summary))
+        .transform(finish_report(start))
     )
+
+
+def sort_rows(rows: Iterable[dict]) -> list[dict]:
+    """Report order: all services first, then services, then queries; stages in pipeline order."""
+
+    def key(row: dict) -> tuple:
+        return (
+            row["report_hour"],
+            SCOPE_ORDER.index(row["scope"]) if row["scope"] in SCOPE_ORDER else len(SCOPE_ORDER),
+            row["service"],
+            STAGE_ORDER.index(row["stage"]) if row["stage"] in STAGE_ORDER else len(STAGE_ORDER),
+            row["stage"],
+        )
+
+    return sorted(rows, key=key)

@@ -222,15 +222,10 @@ def _union(frames: list[DataFrame]) -> DataFrame:
 # -- what the DAG and the job share ----------------------------------------------------------------
 
 
-def job_arguments(settings: Settings, day: date) -> list[str]:
-    """``jobs/reconcile_day.py`` arguments that pin the job to these settings' tables, reports and
-    windows (a cluster driver does not inherit the submitting worker's environment)."""
-    arguments = ["--date", day.isoformat()]
-    arguments += ["--set", f"data_root={settings.data_root}"]
-    arguments += ["--set", f"reports_dir={settings.reports_dir}"]
-    if settings.windows:
-        arguments += ["--set", f"windows={json.dumps(settings.windows, sort_keys=True)}"]
-    return arguments
+def job_arguments(day: date) -> list[str]:
+    """``jobs/reconcile_day.py``'s own arguments (the settings are added by
+    :func:`logstream.orchestration.submit_job`)."""
+    return ["--date", day.isoformat()]
 
 
 def run_summary(settings: Settings, day: date) -> dict:

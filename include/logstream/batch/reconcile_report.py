@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 
 from pyspark.sql import SparkSession, Window
 from pyspark.sql import functions as F
@@ -24,6 +24,7 @@ from logstream.config import Settings
 from logstream.storage.bronze import read_bronze
 from logstream.storage.fs import local_path
 from logstream.storage.tables import table_path
+from logstream.timeutil import from_spark, iso_z
 from logstream.transforms.comparisons import late_event_stats
 from logstream.transforms.windows import DAY, day_start
 
@@ -49,10 +50,7 @@ def read_report(settings: Settings, day: date) -> dict | None:
 
 
 def _iso(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    # Spark collects timestamps as naive local times; astimezone() reads those as local too
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return None if moment is None else iso_z(from_spark(moment))
 
 
 def format_duration_ms(ms: int | None) -> str:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from logstream.batch.latency_summary import (
+from logstream.batch.latency import (
     ALERTING_LEVELS,
     LEVELLED_STAGES,
     STAGE_ORDER,

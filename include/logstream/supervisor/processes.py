@@ -11,7 +11,6 @@ its process group is the job: spark-submit's JVM and the Python driver it runs.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import shlex
@@ -19,11 +18,11 @@ import signal
 import subprocess
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from logstream.config import PROJECT_ROOT, Settings
+from logstream.config import PROJECT_ROOT, Settings, settings_arguments
 from logstream.errors import LogstreamError
 from logstream.supervisor.driver_log import rotate_log
 from logstream.supervisor.state import JobRecord, SupervisorPaths, write_record
@@ -182,12 +181,7 @@ def pipelines_of(cmdline: Sequence[str]) -> list[str]:
 def job_arguments(settings: Settings, pipelines: Sequence[str]) -> list[str]:
     """The job's arguments: every setting as ``--set`` (so a driver on another host sees exactly
     the supervisor's configuration) and the pipelines."""
-    args: list[str] = []
-    for item in fields(settings):
-        value = getattr(settings, item.name)
-        text = json.dumps(value, sort_keys=True) if isinstance(value, dict) else str(value)
-        args += ["--set", f"{item.name}={text}"]
-    return [*args, "--pipelines", ",".join(pipelines)]
+    return [*settings_arguments(settings), "--pipelines", ",".join(pipelines)]
 
 
 def launch(settings: Settings, pipelines: Sequence[str]) -> JobRecord:

@@ -68,6 +68,7 @@ from pyspark.sql import types as T
 from logstream import formats, schemas
 from logstream.config import Settings
 from logstream.errors import ConfigError
+from logstream.transforms import tokenizer
 
 #: Kafka source columns renamed on the way out (SPEC §3: every record keeps its coordinates).
 KAFKA_COLUMNS = {
@@ -176,7 +177,7 @@ def parse_log_records(options: ParseOptions) -> Callable[[DataFrame], DataFrame]
             F.col("topic"),
             F.unix_micros(F.col("timestamp")),
         ]
-        tokens = _tokens(records, LOG_TOKENS_FUNCTION, inputs, [options.spec])
+        tokens = tokenizer.call(records, tokenizer.LOG_TOKENS_FUNCTION, inputs, [options.spec])
         is_access = F.col("is_access")
         events = (
             records.select(*_record_columns(), tokens.alias("tokens"))
@@ -246,7 +247,9 @@ def parse_user_events(options: ParseOptions) -> Callable[[DataFrame], DataFrame]
 
     def transform(records: DataFrame) -> DataFrame:
         arguments = [options.max_record_bytes]
-        tokens = _tokens(records, USER_EVENT_TOKENS_FUNCTION, [F.col("value")], arguments)
+        tokens = tokenizer.call(
+            records, tokenizer.USER_EVENT_TOKENS_FUNCTION, [F.col("value")], arguments
+        )
         events = (
             records.select(*_record_columns(), tokens.alias("tokens"))
             .select(
@@ -315,74 +318,6 @@ _KAFKA_OUTPUT = list(KAFKA_COLUMNS.values())
 
 #: (condition, reason code, detail); checked in order, the first true condition wins.
 Problem = tuple[Column, str | Column, Column]
-
-
-#: logstream's Java functions (``jvm/logstream-spark``), registered per session on first use.
-LOG_TOKENS_FUNCTION = "logstream_log_tokens"
-USER_EVENT_TOKENS_FUNCTION = "logstream_user_event_tokens"
-_JAVA_CLASSES = {
-    LOG_TOKENS_FUNCTION: "dev.logstream.spark.LogTokens",
-    USER_EVENT_TOKENS_FUNCTION: "dev.logstream.spark.UserEventTokens",
-}
-_TEXT_FIELDS = [
-    "level", "service", "message", "ip_address", "user_id", "request_id", "error_code",
-    "http_method", "path", "protocol", "referrer", "user_agent", "vhost", "forwarded_for",
-]  # fmt: skip
-_EXTRA = T.StructField("extra", T.MapType(T.StringType(), T.StringType()))
-#: What ``logstream_log_tokens(value, key, topic, kafka_timestamp_micros, spec)`` returns, in its
-#: order (LogTokens.java).
-LOG_TOKENS = T.StructType(
-    [
-        *[T.StructField(name, T.BooleanType()) for name in ("is_json", "is_access", "blank")],
-        T.StructField("problem", T.StringType()),
-        T.StructField("problem_detail", T.StringType()),
-        *[T.StructField(name, T.StringType()) for name in _TEXT_FIELDS],
-        _EXTRA,
-        *[
-            T.StructField(name, T.StringType())
-            for name in (
-                "source_format",
-                "timestamp_text",
-                "time_layout",
-                "status_text",
-                "response_time_text",
-                "bytes_text",
-            )
-        ],
-        T.StructField("epoch_micros", T.LongType()),
-    ]
-)
-#: What ``logstream_user_event_tokens(value, max_record_bytes)`` returns (UserEventTokens.java).
-USER_EVENT_TOKENS = T.StructType(
-    [
-        *[T.StructField(name, T.BooleanType()) for name in ("looks_json", "is_json", "blank")],
-        *[
-            T.StructField(name, T.StringType())
-            for name in ("user_id", "action", "session_id", "ip_address")
-        ],
-        _EXTRA,
-        T.StructField("timestamp_text", T.StringType()),
-        T.StructField("value_text", T.StringType()),
-        T.StructField("epoch_micros", T.LongType()),
-    ]
-)
-_TOKEN_TYPES = {LOG_TOKENS_FUNCTION: LOG_TOKENS, USER_EVENT_TOKENS_FUNCTION: USER_EVENT_TOKENS}
-
-
-def _tokens(
-    records: DataFrame, function: str, inputs: list[Column], options: list[str | int | bytes]
-) -> Column:
-    """A call of one of the Java tokenizers (registered in the frame's session if need be), the
-    options as literal arguments. The call sits behind an optimizer barrier so that filters on
-    the parsed frame do not copy it."""
-    records.sparkSession.udf.registerJavaFunction(
-        function, _JAVA_CLASSES[function], _TOKEN_TYPES[function]
-    )
-    literals = [
-        F.lit(bytearray(option)) if isinstance(option, bytes) else F.lit(option)
-        for option in options
-    ]
-    return _optimizer_barrier(F.call_function(function, *inputs, *literals))
 
 
 def _record_columns() -> list[Column]:
@@ -563,7 +498,7 @@ def _with_verdict(
     if verdict is None:
         raise ValueError("at least one problem check is required")
     rejected = F.col("verdict").isNotNull()
-    return events.select("*", _optimizer_barrier(verdict).alias("verdict")).select(
+    return events.select("*", tokenizer.optimizer_barrier(verdict).alias("verdict")).select(
         *[_event_column(field) for field in event_fields],
         F.col("verdict.reason").alias("reason"),
         F.col("verdict.detail").alias("detail"),
@@ -581,15 +516,3 @@ def _event_column(field: T.StructField) -> Column:
     if field.name == "extra":
         column = F.when(F.size(column) > 0, column)
     return column.cast(field.dataType).alias(field.name)
-
-
-def _optimizer_barrier(column: Column) -> Column:
-    """``column`` unchanged, but computed in a projection Spark will not push filters through.
-
-    Spark's optimizer pushes a filter on our output (``valid_events``, a metric's ``where``) down
-    through every projection, substituting each column by the expression that computes it. Here
-    that would inline the JSON parse and the regex dozens of times into the filter (measured: a
-    100x slowdown). Filters are never pushed through a non-deterministic projection, so the
-    verdict is made to depend, trivially, on ``spark_partition_id()`` (cheap, never negative).
-    """
-    return F.when(F.spark_partition_id() >= 0, column)

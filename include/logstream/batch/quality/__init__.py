@@ -31,13 +31,15 @@ from logstream.batch.quality.alerting import quality_failure_alert
 from logstream.batch.quality.docs import docs_dir
 from logstream.batch.quality.plan import expectation_parameters, plan_run, resolve_suites
 from logstream.batch.quality.request_counts import SERVICE_REQUEST_COUNTS
-from logstream.batch.quality.result import load_result, write_result
+from logstream.batch.quality.result import QualityFailedError, judge_run, load_result, write_result
 from logstream.batch.quality.run import run_quality
 
 __all__ = [
     "SERVICE_REQUEST_COUNTS",
+    "QualityFailedError",
     "docs_dir",
     "expectation_parameters",
+    "judge_run",
     "load_result",
     "plan_run",
     "quality_failure_alert",

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from logstream.config import Settings
+from logstream.errors import LogstreamError
 from logstream.storage.fs import write_local_text
 
 
@@ -122,3 +123,33 @@ def load_result(settings: Settings, day: date) -> QualityResult | None:
     if not path.exists():
         return None
     return QualityResult.from_dict(json.loads(path.read_text()))
+
+
+class QualityFailedError(LogstreamError):
+    """A suite failed: the data is wrong, and running the check again cannot change that."""
+
+
+def judge_run(
+    settings: Settings, day: date, run_id: str, job_error: Exception | None = None
+) -> dict[str, Any]:
+    """The DAG's verdict on one run of ``jobs/quality_check.py`` (``job_error``: how the job
+    failed, if it did), from the result file the job wrote for ``run_id``.
+
+    Raises :class:`QualityFailedError` when a suite failed; re-raises ``job_error`` when the job
+    broke before a verdict; raises :class:`LogstreamError` when the job passed but its verdict is
+    not where this process looks. The two last are worth a retry, the first is not.
+    """
+    verdict = load_result(settings, day)
+    mine = verdict if verdict is not None and verdict.run_id == run_id else None
+    if mine is not None and not mine.success:
+        raise QualityFailedError(mine.summary())
+    if job_error is not None:
+        raise job_error
+    if mine is None:
+        raise LogstreamError(
+            f"the quality job passed but its result for this run is not in "
+            f"{settings.reports_dir}/quality/: reports_dir must be a folder the Spark driver "
+            "and this worker share (client deploy mode does that)"
+        )
+    suites = [suite.suite for suite in mine.suites]
+    return {"date": day.isoformat(), "suites": suites, "data_docs": mine.data_docs_index}

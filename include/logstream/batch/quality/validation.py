@@ -19,7 +19,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from logstream.batch.quality.docs import build_site, docs_context
 from logstream.batch.quality.result import Failure, SuiteResult, json_safe
-from logstream.timeutil import as_utc
+from logstream.timeutil import as_utc, from_spark
 
 if TYPE_CHECKING:
     from great_expectations.expectations import Expectation
@@ -156,7 +156,7 @@ def _expected(kwargs: Mapping[str, Any], params: Mapping[str, Any]) -> str:
             value = params.get(name, f"${name}")
         if isinstance(value, datetime):
             # GX hands back parameters as given: naive, in the driver's zone (see spark_local)
-            value = (value if value.tzinfo else value.astimezone()).astimezone(UTC).isoformat()
+            value = from_spark(value).isoformat()
         if isinstance(value, list | tuple) and len(value) > 10:
             value = [*value[:10], "..."]
         parts.append(f"{key}={value}")

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from datetime import date
 
+import pytest
+
 from logstream.batch.quality.result import (
     Failure,
+    QualityFailedError,
     QualityResult,
     SuiteResult,
+    judge_run,
     load_result,
     result_path,
     write_result,
 )
+from logstream.errors import LogstreamError
 
 
 def verdict() -> QualityResult:
@@ -70,3 +75,55 @@ def test_written_result_reads_back(settings, tmp_path):
     assert path == result_path(local, day) == tmp_path / "quality" / "2026-01-14.json"
     assert [p.name for p in path.parent.iterdir()] == ["2026-01-14.json"]  # no partial file left
     assert load_result(local, day) == verdict()
+
+
+DAY = date(2026, 1, 14)
+
+
+def test_judge_run_fails_for_good_on_a_failed_suite_even_if_the_job_failed(settings, tmp_path):
+    local = settings.replace(reports_dir=str(tmp_path))
+    write_result(local, verdict())  # run manual__1, two suites failed
+    with pytest.raises(
+        QualityFailedError, match="1/3 suites passed; failed: error_rate, quarantine"
+    ):
+        judge_run(local, DAY, "manual__1")
+    with pytest.raises(QualityFailedError):
+        judge_run(local, DAY, "manual__1", RuntimeError("spark-submit exited 1"))
+
+
+def test_judge_run_passes_the_job_error_on_when_it_left_no_verdict_of_this_run(settings, tmp_path):
+    local = settings.replace(reports_dir=str(tmp_path))
+    broken = RuntimeError("spark-submit exited 1")
+    with pytest.raises(RuntimeError, match="exited 1"):
+        judge_run(local, DAY, "manual__2", broken)
+    write_result(local, verdict())  # another run's verdict is not this run's
+    with pytest.raises(RuntimeError, match="exited 1"):
+        judge_run(local, DAY, "manual__2", broken)
+
+
+def test_judge_run_says_where_it_looked_when_a_passed_job_left_no_verdict(settings, tmp_path):
+    local = settings.replace(reports_dir=str(tmp_path))
+    with pytest.raises(
+        LogstreamError, match="reports_dir must be a folder the Spark driver"
+    ) as info:
+        judge_run(local, DAY, "manual__3")
+    assert not isinstance(info.value, QualityFailedError)
+    assert f"{tmp_path}/quality/" in str(info.value)
+
+
+def test_judge_run_returns_what_publish_announces(settings, tmp_path):
+    local = settings.replace(reports_dir=str(tmp_path))
+    passed = QualityResult(
+        "2026-01-14",
+        True,
+        [SuiteResult("events", True, 30), SuiteResult("sla", True, 12)],
+        {},
+        "file:///docs/index.html",
+        run_id="scheduled__4",
+    )
+    write_result(local, passed)
+    assert judge_run(local, DAY, "scheduled__4") == {
+        "date": "2026-01-14",
+        "suites": ["events", "sla"],
+        "data_docs": "file:///docs/index.html",
+    }

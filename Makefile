@@ -11,7 +11,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
-.PHONY: setup venv jars test lint format run down lock clean bench bench-hostile
+.PHONY: setup venv jars test lint format run down lock clean bench bench-hostile bench-live
 
 setup: venv jars
 
@@ -49,6 +49,11 @@ bench: setup
 # ordinary lines in the same run, budget 10x (no catastrophic backtracking)
 bench-hostile: setup
 	$(BIN)/python bench/parse_hostile.py $(BENCH_ARGS)
+
+# live latency at steady rates, driver memory and recovery (docs/BENCHMARKS.md, issue 16), e.g.
+# make bench-live BENCH_ARGS="--quick"   or   BENCH_ARGS="--rates 2000,5000,10000 --out FILE"
+bench-live: setup
+	$(BIN)/python bench/live_latency.py $(BENCH_ARGS)
 
 run: setup
 	$(BIN)/logstream up

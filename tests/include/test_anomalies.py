@@ -152,3 +152,24 @@ def test_timestamp_text_is_the_utc_wall_clock():
     assert anomalies.timestamp_text(T0 + timedelta(microseconds=120_000)) == (
         "2026-11-25 23:30:00.12"
     )
+
+
+def test_every_rule_reads_columns_its_family_declares(spark):
+    """Rules name their family's columns by string: each must be a column of that family's table
+    (its keys and declared metrics), or the rule would fail only on the first matching window."""
+    from logstream import catalog
+    from logstream.storage.tables import table_schema
+
+    for rule in anomalies.HISTORY_RULES:
+        family = catalog.FAMILY_BY_NAME[rule.family]
+        declared = {*family.keys, *(metric.name for metric in family.metrics)}
+        assert {rule.key, *rule.columns} <= declared, rule.kind
+    thresholds = anomalies.Thresholds()
+    for rule in anomalies.FILTER_RULES:
+        assert rule.family in catalog.FAMILY_BY_NAME, rule.kind
+        windows = spark.createDataFrame([], table_schema(spark, rule.family))
+        # Spark resolves every column when the plan is built: a misspelt one raises here
+        shaped = windows.where(rule.where(thresholds)).select(
+            "window_start", "window_end", *[c().alias(n) for n, c in rule.columns.items()]
+        )
+        assert shaped.columns == ["window_start", "window_end", *rule.columns], rule.kind

@@ -88,11 +88,12 @@ def log_backfill():
     @task(max_active_tis_per_dag=1)
     def land(params=None, run_id=None) -> dict:
         """Submit jobs/backfill_files.py; returns the job's summary."""
-        import json
-
-        from airflow.sdk.exceptions import AirflowException
-
-        from logstream.batch.backfill import BackfillRequest, job_arguments, summary_file
+        from logstream.batch.backfill_request import (
+            BackfillRequest,
+            job_arguments,
+            read_summary,
+            summary_file,
+        )
         from logstream.errors import ConfigError
 
         settings = task_settings()
@@ -104,23 +105,14 @@ def log_backfill():
         summary.unlink(missing_ok=True)  # an earlier try's summary must not pass for this one
         arguments = job_arguments(request, str(summary))
         submit_job(settings, "backfill_files.py", arguments, name="logstream-backfill")
-        if not summary.is_file():
-            raise AirflowException(
-                f"the backfill job passed but left no summary at {summary}: reports_dir must be "
-                "a folder the Spark driver and this worker share (client deploy mode does that)"
-            )
-        return json.loads(summary.read_text())
+        return read_summary(summary)
 
     @task
     def plan_reconciliation(summary: dict) -> list[dict]:
         """The date ranges to reconcile: the first to the last day touched (none: skip)."""
-        from logstream.batch.backfill import reconcile_ranges
+        from logstream.batch.backfill_request import reconciliation_runs
 
-        ranges = reconcile_ranges(summary["days_touched"], today=datetime.now(UTC).date())
-        return [
-            {"start_date": lo.isoformat(), "end_date": hi.isoformat(), "origin": "backfill"}
-            for lo, hi in ranges
-        ]
+        return reconciliation_runs(summary, today=datetime.now(UTC).date())
 
     TriggerDagRunOperator.partial(
         task_id="reconcile",

@@ -7,18 +7,20 @@ touched, and the job's arguments and summary file.
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
 from logstream.batch.reconcile import MAX_RANGE_DAYS, parse_day
 from logstream.config import Settings
-from logstream.errors import ConfigError
+from logstream.errors import ConfigError, LogstreamError
 from logstream.storage.fs import FileStatus, local_path
 from logstream.transforms import parsing
 
@@ -174,3 +176,22 @@ def summary_file(settings: Settings, run_id: str) -> Path:
             "goes through a folder the Spark driver and the Airflow worker share"
         )
     return folder / "backfill" / f"{_RUN_ID_UNSAFE.sub('_', run_id)}.json"
+
+
+def read_summary(path: Path) -> dict:
+    """The summary the job left at ``path`` (:func:`summary_file`); LogstreamError if none."""
+    if not path.is_file():
+        raise LogstreamError(
+            f"the backfill job passed but left no summary at {path}: reports_dir must be "
+            "a folder the Spark driver and this worker share (client deploy mode does that)"
+        )
+    return json.loads(path.read_text())
+
+
+def reconciliation_runs(summary: Mapping[str, Any], today: date) -> list[dict[str, str]]:
+    """The ``late_data_reconciliation`` confs that cover the days a backfill touched
+    (:func:`reconcile_ranges`), marked as coming from a backfill."""
+    return [
+        {"start_date": lo.isoformat(), "end_date": hi.isoformat(), "origin": "backfill"}
+        for lo, hi in reconcile_ranges(summary["days_touched"], today=today)
+    ]

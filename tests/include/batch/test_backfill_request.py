@@ -13,10 +13,12 @@ from logstream.batch.backfill_request import (
     BackfillRequest,
     job_arguments,
     plan_chunks,
+    read_summary,
     reconcile_ranges,
+    reconciliation_runs,
     summary_file,
 )
-from logstream.errors import ConfigError
+from logstream.errors import ConfigError, LogstreamError
 from logstream.storage.fs import FileStatus
 
 D = date.fromisoformat
@@ -143,3 +145,18 @@ def test_summary_file_is_a_local_file_named_after_the_run(settings, tmp_path: Pa
     assert path == tmp_path / "backfill" / "manual__2026-12-06T10_00_00_00_00.json"
     with pytest.raises(ConfigError, match="not a local folder"):
         summary_file(settings.replace(reports_dir="s3a://bucket/reports"), "run")
+
+
+def test_reconciliation_runs_are_the_confs_of_the_touched_ranges():
+    summary = {"days_touched": ["2015-12-03", "2015-12-01", "2026-12-07"]}  # the last: future
+    assert reconciliation_runs(summary, today=D("2026-12-06")) == [
+        {"start_date": "2015-12-01", "end_date": "2015-12-03", "origin": "backfill"}
+    ]
+    assert reconciliation_runs({"days_touched": []}, today=D("2026-12-06")) == []
+
+
+def test_a_missing_summary_says_where_the_job_should_have_left_it(tmp_path):
+    with pytest.raises(LogstreamError, match=r"left no summary at .*run\.json: reports_dir must"):
+        read_summary(tmp_path / "run.json")
+    (tmp_path / "run.json").write_text('{"files": 2, "days_touched": ["2015-12-01"]}')
+    assert read_summary(tmp_path / "run.json") == {"files": 2, "days_touched": ["2015-12-01"]}

@@ -1,5 +1,6 @@
 """Supervisor of the streaming job (SPEC §7.1): every minute check the job, run preflight only
-before a (re)start, act and confirm. The logic lives in logstream.supervisor."""
+before a (re)start, act and confirm, then watch it for up to an hour, restarting a dead driver
+within seconds. The logic lives in logstream.supervisor."""
 
 from __future__ import annotations
 
@@ -14,20 +15,28 @@ DOC_MD = """
 ### log_stream_supervisor
 
 Keeps **exactly one** streaming job (`jobs/stream_logs.py`) running, detached from Airflow:
-every minute `check` reads its health (and, before a start, its checkpoints), `preflight` checks
-Java, jars and Kafka **only when a (re)start is due**, `act` starts, restarts (with backoff),
-pages on a restart loop or stops, and `confirm` waits for the first progress after a start.
+`check` reads its health (and, before a start, its checkpoints), `preflight` checks Java, jars
+and Kafka **only when a (re)start is due**, `act` starts, restarts (with backoff), pages on a
+restart loop or stops, `confirm` waits for the first progress after a start, and `watch` then
+polls the driver every second for `watch_seconds` (default an hour) and restarts it within
+seconds of its death. The schedule (every minute, one run at a time) starts the next watch when
+one ends or its worker dies.
 
 * **Reads:** `LOGSTREAM_*` settings, the `spark_default` connection (the Spark master), status
   files in `status_dir`, checkpoints in `checkpoint_root`, Kafka end offsets.
 * **Writes:** `<state_dir>/supervisor/` (`stream.pid`, `stream.log` = the driver log,
   `restarts.json`, `hold.json`), alerts through `alert_sink`; the job writes the tables.
 * **Operate:** unpause to start; trigger with `{"action": "stop"}` to stop and hold the job,
-  `{"action": "start"}` to start it again (and clear the restart history after a page).
-  Pausing stops supervision, not the job.
+  `{"action": "start"}` to start it again (and clear the restart history after a page); a
+  triggered run waits at most a few seconds for the watch to hand over. Pausing stops
+  supervision, not the job.
 
 Tasks, restart policy, masters and deploy modes in full: `docs/dags/log_stream_supervisor.md`.
 """
+
+
+#: The longest watch a run may keep (its task's and the run's timeouts are set from it).
+WATCH_MAX_SECONDS = 7200
 
 
 def _permanent() -> tuple[type[Exception], ...]:
@@ -43,7 +52,7 @@ def _permanent() -> tuple[type[Exception], ...]:
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
-    dagrun_timeout=timedelta(minutes=15),
+    dagrun_timeout=timedelta(seconds=WATCH_MAX_SECONDS) + timedelta(minutes=30),
     tags=["logstream", "streaming", "supervisor"],
     default_args={
         "retries": 2,
@@ -64,6 +73,14 @@ def _permanent() -> tuple[type[Exception], ...]:
         ),
         "confirm_timeout_seconds": Param(
             180, type="integer", minimum=10, description="wait for progress after a start"
+        ),
+        "watch_seconds": Param(
+            3600,
+            type="integer",
+            minimum=0,
+            maximum=WATCH_MAX_SECONDS,
+            description="then watch the job this long (0: no watch); a dead driver is restarted "
+            "within seconds",
         ),
     },
     doc_md=DOC_MD,
@@ -119,10 +136,41 @@ def log_stream_supervisor():
             )
         return {"confirmed": True, "pid": health.pid, "queries": health.queries}
 
+    @task(execution_timeout=timedelta(seconds=WATCH_MAX_SECONDS + 600))
+    def watch(params: dict, confirmed: dict) -> dict:
+        """Poll the driver every second; restart it at once when it dies (same lock, policy and
+        paging as `act`). Ends after `watch_seconds`, when the job is held, or when another run
+        of this DAG is queued (an operator's trigger)."""
+        from airflow.sdk import get_current_context
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from logstream import supervisor
+        from logstream.runtime.preflight import run_preflight
+
+        if params["action"] == "stop":
+            raise AirflowSkipException("the job was stopped: nothing to watch")
+        if not params["watch_seconds"]:
+            raise AirflowSkipException("watch_seconds is 0")
+        settings = task_settings()
+        ti = get_current_context()["ti"]
+
+        def run_queued() -> str | None:
+            queued = ti.get_dr_count(dag_id=ti.dag_id, states=["queued"])
+            return f"{queued} run(s) of {ti.dag_id} queued: handing over" if queued else None
+
+        with no_retry_on(*_permanent()):
+            report = supervisor.watch_job(
+                settings,
+                params["watch_seconds"],
+                should_end=run_queued,
+                before_start=lambda: run_preflight(settings),
+            )
+        return report.as_dict()
+
     health = check()
     outcome = act(health=health)
     preflight(health) >> outcome
-    confirm(outcome=outcome)
+    watch(confirmed=confirm(outcome=outcome))
 
 
 log_stream_supervisor()

@@ -8,6 +8,7 @@ Kafka holds, end to end, then exits (catch-up, tests, benchmarks). Settings come
 file and ``--set`` overrides (see logstream.config.Settings); never from Airflow Variables.
 Alerts go out on a background thread (a hanging receiver never stalls a micro-batch); those
 still queued at shutdown get up to ALERT_FLUSH_S seconds after Spark stops.
+SIGTERM or SIGINT stops every query, then Spark (:class:`QueryStopper`).
 Exit codes: 0 stopped cleanly, 1 a query failed (the error is printed), 2 bad arguments/config.
 """
 
@@ -17,6 +18,8 @@ import argparse
 import signal
 import sys
 import threading
+
+from pyspark.sql import SparkSession
 
 from logstream import logsetup
 from logstream.alerts import BackgroundAlertSink, build_alert_sink
@@ -28,6 +31,37 @@ from logstream.stream.status import StatusListener, TotalsRegistry, start_metric
 
 #: How long queued alerts may take to go out at shutdown (the supervisor's stop grace is longer).
 ALERT_FLUSH_S = 10.0
+
+
+class QueryStopper:
+    """Orderly stop on SIGTERM or SIGINT: every query is stopped (checkpoints stay consistent),
+    then the session. The main thread waits inside a py4j call (awaitAnyTermination) and py4j is
+    not re-entrant, so the queries are stopped from one thread of their own; ``finish()`` joins it
+    before ``spark.stop()``, which otherwise races a ``query.stop()`` still cancelling its jobs
+    ("Cannot call methods on a stopped SparkContext"), and ignores signals from then on."""
+
+    def __init__(self, spark: SparkSession) -> None:
+        self._spark = spark
+        self._thread: threading.Thread | None = None
+        self._finishing = False
+
+    def request(self, signum: int, frame: object) -> None:
+        if self._thread is None and not self._finishing:  # later signals change nothing
+            self._thread = threading.Thread(
+                target=self._stop_queries, args=(signal.Signals(signum).name,), daemon=True
+            )
+            self._thread.start()
+
+    def _stop_queries(self, signal_name: str) -> None:
+        print(f"stream_logs: {signal_name}: stopping the queries, then Spark", flush=True)
+        for query in self._spark.streams.active:
+            query.stop()
+
+    def finish(self, timeout_s: float = 60.0) -> None:
+        """The main thread stops what is left: wait for a signal's stop, ignore later ones."""
+        self._finishing = True
+        if self._thread is not None:
+            self._thread.join(timeout_s)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -62,19 +96,15 @@ def main(argv: list[str] | None = None) -> int:
     start_metrics_server(settings.metrics_port)
     options = RunOptions(pipelines=pipelines, available_now=args.available_now)
 
-    def stop(signum, frame):
-        """Graceful stop on SIGTERM: stop every query (checkpoints stay consistent). py4j is not
-        re-entrant and the main thread is inside awaitAnyTermination, so stop from a thread."""
-        threading.Thread(
-            target=lambda: [query.stop() for query in spark.streams.active], daemon=True
-        ).start()
-
-    signal.signal(signal.SIGTERM, stop)
+    shutdown = QueryStopper(spark)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, shutdown.request)
     alert_sink = BackgroundAlertSink(channels)
     try:
         queries = run_pipeline(spark, settings, options, registry, alert_sink)
         if not args.available_now:
             spark.streams.awaitAnyTermination()
+            shutdown.finish()
             failed = [q for q in queries if q.exception() is not None]
             for query in spark.streams.active:
                 query.stop()
@@ -87,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         # queries stop with Spark, so nothing is sent after close(); the worker keeps delivering
         # while Spark stops, and close() gives what is left its last ALERT_FLUSH_S seconds
         try:
+            shutdown.finish()  # a signal's queries are stopped before the session they run in
             spark.stop()
         finally:
             alert_sink.close(timeout_s=ALERT_FLUSH_S)

@@ -1,6 +1,7 @@
 """log_stream_supervisor for real: Airflow runs the DAG (``dag.test()``), the DAG starts the real
-streaming job with spark-submit against a real Kafka broker; the test SIGKILLs the driver and the
-next DAG run brings it back from its checkpoint; nothing is lost or duplicated. A corrupted
+streaming job with spark-submit against a real Kafka broker; the test SIGKILLs the driver, the
+next DAG run brings it back from its checkpoint, and a run's watch does within seconds; nothing is
+lost or duplicated, and the operator's stop leaves no traceback in the driver log. A corrupted
 checkpoint stops the DAG with a clear error and an alert, and is left untouched. Preflight runs
 only before a start: with Kafka down, a stop and a held job's runs pass, a start fails."""
 
@@ -10,6 +11,7 @@ import contextlib
 import json
 import os
 import signal
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -25,7 +27,14 @@ from tests.conftest import free_port
 from tests.helpers import produce_with_ids
 
 DAG_ID = "log_stream_supervisor"
-RUN_CONF = {"action": "supervise", "pipelines": "logs", "confirm_timeout_seconds": 240}
+RUN_CONF = {
+    "action": "supervise",
+    "pipelines": "logs",
+    "confirm_timeout_seconds": 240,
+    "watch_seconds": 0,
+}
+#: The watch restarts a SIGKILLed driver within this many seconds (a 1 s poll and one step).
+RESTART_BEGUN_WITHIN_S = 10.0
 
 
 @pytest.fixture
@@ -97,6 +106,71 @@ def alerts(run: Settings) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
+def xcom(run_id: str, task_id: str):
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        query = XComModel.get_many(
+            run_id=run_id, dag_ids=DAG_ID, task_ids=task_id, key="return_value"
+        )
+        (row,) = session.scalars(query).all()
+        return XComModel.deserialize_value(row)
+
+
+def task_running(task_id: str) -> bool:
+    """Whether a run of the DAG has ``task_id`` running now (read from the metadata DB)."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+    from sqlalchemy.exc import OperationalError
+
+    try:
+        with create_session() as session:
+            state = session.scalar(
+                select(TaskInstance.state).where(
+                    TaskInstance.dag_id == DAG_ID,
+                    TaskInstance.task_id == task_id,
+                    TaskInstance.state == "running",
+                )
+            )
+    except OperationalError:  # SQLite busy with the run's own writes: ask again
+        return False
+    return state is not None
+
+
+def kill_driver_during_the_watch(run: Settings, seen: dict) -> None:
+    """Once a run's watch is running: ``before_kill``, SIGKILL the job's Python driver, time the
+    restart (a new pid recorded) and the new process's first progress, ``after_restart``; then
+    stop the job as an operator would, which ends the watch (also when something above failed)."""
+    try:
+        _kill_and_time(run, seen)
+    except Exception as exc:  # noqa: BLE001 - re-raised by the test once the watch ended
+        seen["error"] = exc
+    finally:
+        seen["stop"] = supervisor.stop_job(run)
+
+
+def _kill_and_time(run: Settings, seen: dict) -> None:
+    deadline = time.monotonic() + 240
+    while not task_running("watch"):
+        assert time.monotonic() < deadline, "the watch task never ran"
+        time.sleep(0.2)
+    seen["before_kill"]()
+    killed = supervisor.read_record(run)
+    driver = supervisor.processes.python_driver(killed.pid)
+    seen["killed_at"] = time.monotonic()
+    os.kill(driver.pid, signal.SIGKILL)
+    while (record := supervisor.read_record(run)) is None or record.pid == killed.pid:
+        assert time.monotonic() < seen["killed_at"] + 60, "the watch did not restart the job"
+        time.sleep(0.1)
+    seen["restart_begun_s"] = time.monotonic() - seen["killed_at"]
+    supervisor.wait_for_progress(run, record.started_at, timeout=240, poll=0.2)
+    seen["processing_again_s"] = time.monotonic() - seen["killed_at"]
+    seen["restarted"] = record
+    seen["after_restart"]()
+
+
 def test_sigkilled_driver_is_restarted_from_its_checkpoint_exactly_once(
     run, dag_bag, kafka_broker, request
 ):
@@ -135,11 +209,52 @@ def test_sigkilled_driver_is_restarted_from_its_checkpoint_exactly_once(
     assert restarted.pid != started.pid and supervisor.inspect(run).state == "running"
     assert [r["reason"].split(":")[0] for r in supervisor.read_history(run)] == ["failed"]
 
-    # after: the last third, then everything is in
-    ids += produce_with_ids(kafka_broker.bootstrap, thirds[2])
-    wait_for_landed(run, len(records), kinds=("valid", "quarantined"))
-    assert supervisor.stop_job(run).action == "stopped"
+    # the next run watches the job; half the last third arrives, the Python driver is SIGKILLed
+    # mid-stream and the watch restarts it within seconds; the other half arrives after
+    half = len(thirds[2]) // 2
+
+    def half_the_last_third_arrives() -> None:
+        ids.extend(produce_with_ids(kafka_broker.bootstrap, thirds[2][:half]))
+        wait_for_landed(run, valid_after[0] + valid_after[1] + 1)
+
+    def everything_lands() -> None:
+        ids.extend(produce_with_ids(kafka_broker.bootstrap, thirds[2][half:]))
+        wait_for_landed(run, len(records), kinds=("valid", "quarantined"))
+
+    seen: dict = {"before_kill": half_the_last_third_arrives, "after_restart": everything_lands}
+    killer = threading.Thread(target=kill_driver_during_the_watch, args=(run, seen))
+    killer.start()
+    watched = dag.test(run_conf={**RUN_CONF, "watch_seconds": 600})
+    killer.join(timeout=60)
+    if "error" in seen:
+        raise seen["error"]
+    print(
+        f"SIGKILL of the driver -> restart begun {seen.get('restart_begun_s', -1):.1f}s, "
+        f"processing again {seen.get('processing_again_s', -1):.1f}s"
+    )
+    assert watched.state == "success" and seen["stop"].action == "stopped"
+    assert task_states(watched) == {
+        "check": "success",
+        "preflight": "skipped",
+        "act": "success",
+        "confirm": "success",
+        "watch": "success",
+    }
+    assert seen["restart_begun_s"] < RESTART_BEGUN_WITHIN_S
+    report = xcom(watched.run_id, "watch")
+    assert report["restarts"] == 1 and report["ended"].startswith("the job is held")
+    assert [(s["pulse"], s["action"], s["pid"]) for s in report["steps"]] == [
+        ("dead", "restarted", seen["restarted"].pid)
+    ]
+    assert [r["reason"].split(":")[0] for r in supervisor.read_history(run)] == ["failed"] * 2
     assert supervisor.inspect(run).state == "held"
+
+    # the operator's stop (SIGTERM) stopped the queries, then Spark: no traceback in its log
+    with open(seen["restarted"].log, "rb") as log_file:
+        log_file.seek(seen["restarted"].log_offset)
+        last_run = log_file.read().decode(errors="replace")
+    assert "stream_logs: SIGTERM: stopping the queries, then Spark" in last_run
+    assert "Traceback" not in last_run and "stopped SparkContext" not in last_run
 
     spark = request.getfixturevalue("spark")
     by_id = dict(zip(ids, thirds[0] + thirds[1] + thirds[2], strict=True))
@@ -194,6 +309,7 @@ def test_corrupt_checkpoint_fails_the_run_with_an_alert_and_is_left_alone(
         "preflight": "upstream_failed",
         "act": "upstream_failed",
         "confirm": "upstream_failed",
+        "watch": "upstream_failed",
     }
     bad_file = f"{checkpoint}/offsets/{latest}"
     by_kind = {alert["kind"]: alert for alert in alerts(run)}
@@ -227,12 +343,17 @@ def test_preflight_runs_only_when_a_start_is_due(run, dag_bag, monkeypatch):
         "preflight": "skipped",
         "act": "success",
         "confirm": "success",
+        "watch": "skipped",
     }
     assert supervisor.inspect(run).state == "held"
 
     watch = dag.test(run_conf=RUN_CONF)
     assert watch.state == "success"
     assert task_states(watch)["preflight"] == "skipped"
+    # a watch ends at once on a held job
+    watching = dag.test(run_conf={**RUN_CONF, "watch_seconds": 600})
+    assert task_states(watching)["watch"] == "success"
+    assert xcom(watching.run_id, "watch")["ended"].startswith("the job is held")
 
     start = dag.test(run_conf={**RUN_CONF, "action": "start"})
     assert start.state == "failed"
@@ -241,6 +362,7 @@ def test_preflight_runs_only_when_a_start_is_due(run, dag_bag, monkeypatch):
         "preflight": "failed",
         "act": "upstream_failed",
         "confirm": "upstream_failed",
+        "watch": "upstream_failed",
     }
     assert supervisor.read_record(run) is None and supervisor.find_job_processes(run) == []
     failure = next(a for a in alerts(run) if a["kind"] == "pipeline_failure")

@@ -1,11 +1,14 @@
 """Supervision of the streaming job (SPEC §7.1): one instance, health, restarts, checkpoint gate.
 
-The ``log_stream_supervisor`` DAG (a watchdog that runs every minute) and the ``logstream stream``
-CLI call this package; nothing here depends on Airflow. One module per question:
+The ``log_stream_supervisor`` DAG (a watchdog that runs every minute, then watches the job) and the
+``logstream stream`` CLI call this package; nothing here depends on Airflow. One module per
+question:
 
 * :mod:`~logstream.supervisor.actions`: what the DAG tasks and the CLI call: :func:`supervise`
   (one watchdog step: start, restart with backoff, page on a restart loop), :func:`start_job`,
   :func:`stop_job`, :func:`check_checkpoints`, :func:`wait_for_progress`;
+* :mod:`~logstream.supervisor.watch`: :func:`watch_job`, the poll between watchdog steps that
+  restarts a dead driver within seconds (:func:`pulse` is its cheap check);
 * :mod:`~logstream.supervisor.health`: :func:`inspect` -> :class:`Health` (``running`` /
   ``starting`` / ``stalled`` / ``failed`` / ``stopped`` / ``held``, with the driver log's last
   error);
@@ -25,7 +28,8 @@ Airflow task that started it) and is recorded in ``<state_dir>/supervisor/stream
 kernel's process start time, the command). A recorded pid counts only if the process is alive, is
 not a zombie, started at the recorded time (pid reuse) and its command line is this job on this
 checkpoint root; a job process nobody recorded (the pid file was lost) is found by scanning the
-process table and adopted instead of starting a second one.
+process table and adopted instead of starting a second one. The watch's pulse only reads; it acts
+through :func:`supervise` like every other caller.
 
 Nothing here deletes, moves or rewrites a checkpoint: a broken checkpoint stops supervision with an
 alert until an operator restores it or moves it aside on purpose.
@@ -49,16 +53,20 @@ from logstream.supervisor.checkpoints import CheckpointError, validate_checkpoin
 from logstream.supervisor.health import Health, inspect
 from logstream.supervisor.processes import find_job_processes
 from logstream.supervisor.state import read_history, read_record
+from logstream.supervisor.watch import Pulse, WatchReport, pulse, watch_job
 
 __all__ = [
     "CheckpointError",
     "Health",
     "JobFailedError",
     "Outcome",
+    "Pulse",
     "RestartLoopError",
+    "WatchReport",
     "check_checkpoints",
     "find_job_processes",
     "inspect",
+    "pulse",
     "read_history",
     "read_record",
     "start_job",
@@ -66,4 +74,5 @@ __all__ = [
     "supervise",
     "validate_checkpoints",
     "wait_for_progress",
+    "watch_job",
 ]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 from logstream.alerts import notify
@@ -129,6 +129,7 @@ def supervise(
     pipelines: Sequence[str] | None = None,
     now: float | None = None,
     grace_seconds: float = STOP_GRACE_SECONDS,
+    before_start: Callable[[], object] | None = None,
 ) -> Outcome:
     """One watchdog step under the supervisor lock.
 
@@ -136,6 +137,8 @@ def supervise(
     or stalled, after the backoff; page and raise :class:`RestartLoopError` on a restart loop.
     ``start``: an operator's start: clears the hold and the restart history, then supervises.
     ``stop``: stop the job and hold it stopped until the next ``start``.
+    ``before_start`` (e.g. the preflight) runs right before a start or restart; what it raises
+    stops the step before anything is stopped or started.
     """
     if action not in {"supervise", "start", "stop"}:
         raise LogstreamError(f"unknown action {action!r}; use supervise, start or stop")
@@ -175,6 +178,8 @@ def supervise(
                 f"{health.error_excerpt or '(none in the driver log)'}\nFix the cause (driver "
                 f"log: {health.log}), then trigger log_stream_supervisor with action=start."
             )
+        if before_start is not None:
+            before_start()
         if health.alive and health.pid is not None:  # stalled, or a failed query in a live process
             terminate(health.pid, grace_seconds)
         check_checkpoints(settings)

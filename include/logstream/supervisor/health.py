@@ -133,11 +133,32 @@ def _query_summary(status: dict, now: float) -> dict:
     }
 
 
+#: How far before its known start time a status file may still be a job's own: the start of a
+#: job found in the process table is known to about a second (the kernel's boot time is whole
+#: seconds); one the supervisor launched is recorded after the launch, before the job can write.
+START_UNCERTAINTY_S = 1.0
+
+
+def current_statuses(
+    settings: Settings, started_at: float, launched: bool = True
+) -> dict[str, dict]:
+    """The status files written by the run of the job started at ``started_at``, by query name
+    (older ones belong to an earlier run, also one that died a moment before a quick restart).
+    ``launched``: ``started_at`` was recorded by the supervisor's launch, not read from the
+    process table."""
+    from logstream.stream.status import read_statuses
+
+    since = started_at if launched else started_at - START_UNCERTAINTY_S
+    return {
+        status["query"]: status
+        for status in read_statuses(settings.status_dir)
+        if status.get("query") and (_epoch(status.get("updated_at")) or 0) >= since
+    }
+
+
 def inspect(settings: Settings, now: float | None = None) -> Health:
     """The job's health from the pid file, the process table, the status files and, to tell a
     stall from an idle stream, Kafka's end offsets against the checkpoints. Read-only."""
-    from logstream.stream.status import read_statuses
-
     now = time.time() if now is None else now
     paths = SupervisorPaths.of(settings)
     record = read_record(settings)
@@ -169,12 +190,8 @@ def inspect(settings: Settings, now: float | None = None) -> Health:
 
     started_at = record.started_at if recorded and record else process_started_at(info)
     pipelines = record.pipelines if recorded and record else pipelines_of(info.cmdline)
-    # status files written by this run of the job (older ones belong to an earlier run)
-    current = {
-        status["query"]: status
-        for status in read_statuses(settings.status_dir)
-        if status.get("query") and (_epoch(status.get("updated_at")) or 0) >= started_at - 1
-    }
+    launched = bool(recorded and record and not record.adopted)
+    current = current_statuses(settings, started_at, launched)
     verdict = judge_queries(
         current,
         pipelines,

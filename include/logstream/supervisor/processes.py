@@ -276,6 +276,12 @@ def terminate(pid: int, grace_seconds: float = STOP_GRACE_SECONDS) -> bool:
     return not _members(pid)
 
 
+def python_driver(pid: int) -> ProcessInfo | None:
+    """The Python driver of the job started as ``pid`` (spark-submit's child that runs the job
+    file), or None while it is not (or no longer) running."""
+    return next((m for m in _members(pid) if m.pid != pid and _is_python_driver(m)), None)
+
+
 def _is_python_driver(info: ProcessInfo) -> bool:
     runs_python = bool(info.cmdline) and "python" in Path(info.cmdline[0]).name
     return runs_python and any(Path(arg).name == JOB_PATH.name for arg in info.cmdline[1:3])

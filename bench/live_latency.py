@@ -147,8 +147,8 @@ class Measurements:
 
 
 class Job:
-    """The streaming job as the supervisor runs it, restarted when it dies (as the supervisor
-    would, without its minute-long schedule and backoff, which the report adds)."""
+    """The streaming job as the supervisor runs it, restarted at once when it dies (the
+    supervisor's watch takes about a second more, which the report adds)."""
 
     def __init__(self, settings) -> None:
         self.settings = settings

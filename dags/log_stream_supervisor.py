@@ -90,16 +90,9 @@ def log_stream_supervisor():
     def check(params: dict) -> dict:
         """The job's health, whether a (re)start is due and, if so, its checkpoints."""
         from logstream import supervisor
-        from logstream.runtime.preflight import preflight_due
 
-        settings = task_settings()
-        health = supervisor.inspect(settings)
-        report = health.as_dict()
-        report["start_due"] = preflight_due(params["action"], health.needs_start)
-        if health.needs_start and params["action"] != "stop":
-            with no_retry_on(supervisor.CheckpointError):
-                report["checkpoints"] = [c.query for c in supervisor.check_checkpoints(settings)]
-        return report
+        with no_retry_on(supervisor.CheckpointError):
+            return supervisor.check_run(task_settings(), params["action"])
 
     @task
     def preflight(health: dict) -> dict:
@@ -128,13 +121,10 @@ def log_stream_supervisor():
         """After a start: wait for the ingestion queries' first progress."""
         from logstream import supervisor
 
-        if outcome["action"] not in {"started", "restarted"}:
-            return {"confirmed": False, "reason": f"nothing started ({outcome['action']})"}
         with no_retry_on(*_permanent()):
-            health = supervisor.wait_for_progress(
-                task_settings(), outcome["started_at"], params["confirm_timeout_seconds"]
+            return supervisor.confirm_start(
+                task_settings(), outcome, params["confirm_timeout_seconds"]
             )
-        return {"confirmed": True, "pid": health.pid, "queries": health.queries}
 
     @task(execution_timeout=timedelta(seconds=WATCH_MAX_SECONDS + 600))
     def watch(params: dict, confirmed: dict) -> dict:

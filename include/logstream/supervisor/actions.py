@@ -208,8 +208,11 @@ def supervise(
 
 
 def _stop_locked(settings: Settings, grace_seconds: float = STOP_GRACE_SECONDS) -> Outcome:
-    """Stop every instance of the job on this checkpoint (the recorded one and any other), forget
-    the record and hold the job stopped. The caller holds the supervisor lock."""
+    """Hold the job stopped, then stop every instance of it on this checkpoint (the recorded one
+    and any other) and forget the record. The caller holds the supervisor lock. The hold comes
+    first so that a watch (:mod:`logstream.supervisor.watch`) polling meanwhile sees an operator's
+    stop, not a dead driver to restart."""
+    write_hold(settings)
     stopped = []
     record = read_record(settings)
     if record is not None:
@@ -221,7 +224,6 @@ def _stop_locked(settings: Settings, grace_seconds: float = STOP_GRACE_SECONDS) 
         if not terminate(pid, grace_seconds):
             raise ServiceError(f"the streaming job (pid {pid}) did not stop after SIGKILL")
     clear_record(settings)
-    write_hold(settings)
     return Outcome("stopped", f"stopped pid(s) {stopped}" if stopped else "was not running", "held")
 
 
@@ -263,3 +265,26 @@ def wait_for_progress(
                 f"{health.log} and the Spark master's capacity"
             )
         time.sleep(poll)
+
+
+def check_run(settings: Settings, action: str) -> dict:
+    """A supervisor run's first step: the job's health, whether a (re)start is due (the preflight
+    runs only then) and, when the job needs a start, its checkpoints (:class:`CheckpointError`
+    when one cannot be resumed)."""
+    from logstream.runtime.preflight import preflight_due
+
+    health = inspect(settings)
+    report = health.as_dict()
+    report["start_due"] = preflight_due(action, health.needs_start)
+    if health.needs_start and action != "stop":
+        report["checkpoints"] = [check.query for check in check_checkpoints(settings)]
+    return report
+
+
+def confirm_start(settings: Settings, outcome: dict, timeout: float) -> dict:
+    """After a run's action: when it started the job, wait for the queries' first progress
+    (:func:`wait_for_progress`); otherwise say that nothing was started."""
+    if outcome["action"] not in {"started", "restarted"}:
+        return {"confirmed": False, "reason": f"nothing started ({outcome['action']})"}
+    health = wait_for_progress(settings, outcome["started_at"], timeout)
+    return {"confirmed": True, "pid": health.pid, "queries": health.queries}

@@ -8,7 +8,13 @@ import time
 
 import pytest
 
-from logstream.supervisor.actions import RestartLoopError, stop_job, supervise
+from logstream.supervisor.actions import (
+    RestartLoopError,
+    check_run,
+    confirm_start,
+    stop_job,
+    supervise,
+)
 from logstream.supervisor.checkpoints import CheckpointError
 from logstream.supervisor.health import inspect
 from logstream.supervisor.policy import window_bucket
@@ -112,3 +118,24 @@ def test_corrupt_checkpoint_blocks_the_restart(run, tmp_path):
     assert snapshot(folder) == before
     assert SupervisorPaths.of(run).pid_file.read_text() == pid_before
     assert [a["kind"] for a in alerts(run)] == ["checkpoint_invalid"]
+
+
+# -- the DAG's first and last steps ---------------------------------------------------------------
+
+
+def test_check_run_on_a_fresh_install_wants_a_start_and_finds_no_checkpoints(run):
+    report = check_run(run, "supervise")
+    assert (report["state"], report["start_due"], report["checkpoints"]) == (
+        "stopped",
+        True,
+        [],
+    )
+    stop = check_run(run, "stop")  # a stop needs no preflight and no checkpoint check
+    assert stop["start_due"] is False and "checkpoints" not in stop
+
+
+def test_confirm_start_only_waits_when_the_run_started_the_job(run):
+    assert confirm_start(run, {"action": "none"}, timeout=1) == {
+        "confirmed": False,
+        "reason": "nothing started (none)",
+    }

@@ -66,10 +66,7 @@ from logstream.batch.backfill_request import (
     CHUNK_BYTES,
     CHUNK_FILES,
     BackfillRequest,
-    job_arguments,
     plan_chunks,
-    reconcile_ranges,
-    summary_file,
 )
 from logstream.config import Settings
 from logstream.errors import ConfigError
@@ -78,14 +75,7 @@ from logstream.storage.fs import FileStatus
 from logstream.storage.tables import table_schema
 from logstream.transforms import parsing
 
-__all__ = [
-    "BackfillRequest",
-    "BackfillSummary",
-    "backfill",
-    "job_arguments",
-    "reconcile_ranges",
-    "summary_file",
-]
+__all__ = ["BackfillRequest", "BackfillSummary", "backfill"]
 
 log = logging.getLogger(__name__)
 

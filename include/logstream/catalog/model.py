@@ -47,9 +47,14 @@ def set_size(name: str, aggregate: str) -> Metric:
     return Metric(name, lambda: F.size(aggregate), low=0)
 
 
+def percentage(part: str, whole: str = "n") -> Column:
+    """Aggregate ``part`` as a percentage of aggregate ``whole``."""
+    return F.col(part) / F.col(whole) * 100.0
+
+
 def percent_of(name: str, part: str, whole: str = "n") -> Metric:
     """``part`` as a percentage of ``whole``, in [0, 100]."""
-    return Metric(name, lambda: F.col(part) / F.col(whole) * 100.0, low=0, high=100)
+    return Metric(name, lambda: percentage(part, whole), low=0, high=100)
 
 
 def value(name: str, expression: Callable[[], Column], low: float | None = None) -> Metric:

@@ -249,8 +249,7 @@ def terminate(pid: int, grace_seconds: float = STOP_GRACE_SECONDS) -> bool:
     members = _members(pid)
     if not members:
         return True
-    # the Python driver runs the job file (Python workers that Spark forks do not)
-    drivers = [m for m in members if m.pid != pid and _is_python_driver(m)] or members[:1]
+    drivers = _python_drivers(members, pid) or members[:1]
     for member in drivers:
         with contextlib.suppress(ProcessLookupError):
             os.kill(member.pid, signal.SIGTERM)
@@ -279,7 +278,13 @@ def terminate(pid: int, grace_seconds: float = STOP_GRACE_SECONDS) -> bool:
 def python_driver(pid: int) -> ProcessInfo | None:
     """The Python driver of the job started as ``pid`` (spark-submit's child that runs the job
     file), or None while it is not (or no longer) running."""
-    return next((m for m in _members(pid) if m.pid != pid and _is_python_driver(m)), None)
+    return next(iter(_python_drivers(_members(pid), pid)), None)
+
+
+def _python_drivers(members: list[ProcessInfo], pid: int) -> list[ProcessInfo]:
+    """The members of the job started as ``pid`` that run the job file: its Python driver (the
+    Python workers Spark forks do not)."""
+    return [m for m in members if m.pid != pid and _is_python_driver(m)]
 
 
 def _is_python_driver(info: ProcessInfo) -> bool:

@@ -6,7 +6,15 @@ from __future__ import annotations
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
-from logstream.catalog.model import Family, Metric, count, percent_of, set_size, value
+from logstream.catalog.model import (
+    Family,
+    Metric,
+    count,
+    percent_of,
+    percentage,
+    set_size,
+    value,
+)
 
 #: (error rate below, score): the first band the error rate (%) is below gives the score.
 HEALTH_BANDS = ((1, 100), (5, 80), (10, 60))
@@ -21,10 +29,6 @@ def health_score(error_rate: Column) -> Column:
     for below, score in rest:
         scored = scored.when(error_rate < below, score)
     return scored.otherwise(WORST_HEALTH).cast("int")
-
-
-def _error_rate() -> Column:
-    return F.col("errors") / F.col("n") * 100.0
 
 
 SYSTEM_HEALTH = Family(
@@ -43,7 +47,7 @@ SYSTEM_HEALTH = Family(
         percent_of("error_rate", "errors"),
         Metric(
             "health_score",
-            lambda: health_score(_error_rate()),
+            lambda: health_score(percentage("errors")),
             values=(*(score for _, score in HEALTH_BANDS), WORST_HEALTH),
         ),
     ),

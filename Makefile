@@ -11,9 +11,18 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
-.PHONY: setup venv jars test lint format run down lock clean bench bench-hostile bench-live
+.PHONY: setup system venv jars test lint format run down lock clean bench bench-hostile bench-live
 
-setup: venv jars
+setup: system venv jars
+
+# the Debian packages of apt-packages.txt (servers the tests start on loopback); installed once
+system:
+	@missing=$$(grep -v '^#' apt-packages.txt | xargs -r -n1 sh -c 'dpkg -s "$$0" >/dev/null 2>&1 || echo "$$0"'); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "missing Debian packages: $$missing; install them as root: apt-get install $$missing" >&2; exit 1; fi; \
+	  echo "installing Debian packages: $$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
 
 $(UV):
 	python3 -m venv $(TOOLS)

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from logstream.alerts import Alert
 from logstream.catalog.anomalies import Row
+
+
+def anomaly_alerts(rows: Iterable[Row], anomalies_table: str) -> list[Alert]:
+    """The alerts of a batch's ``anomalies`` rows."""
+    return [anomaly_alert(row, anomalies_table) for row in rows]
 
 
 def anomaly_alert(row: Row, anomalies_table: str) -> Alert:

@@ -38,7 +38,7 @@ from logstream.config import Settings
 from logstream.storage.commits import BatchTableWriter
 from logstream.storage.fs import HadoopFS
 from logstream.storage.tables import table_path
-from logstream.stream.alerting import anomaly_alert
+from logstream.stream.alerting import anomaly_alerts
 from logstream.stream.checkpoint import QueryCheckpoint, checkpoint_path
 from logstream.stream.detect import detect
 from logstream.stream.pipelines import Pipeline
@@ -167,8 +167,8 @@ class IngestBatchHandler:
                 frame.unpersist()
         self.memory.keep(state, batch_id)
         anomalies_table = table_path(self.settings, "anomalies")
-        for row in found:
-            self.alert_sink.send(anomaly_alert(row, anomalies_table))
+        for alert in anomaly_alerts(found, anomalies_table):
+            self.alert_sink.send(alert)
         self._publish(state)
 
     def _publish(self, state: IngestState) -> None:

@@ -8,7 +8,8 @@ Kafka holds, end to end, then exits (catch-up, tests, benchmarks). Settings come
 file and ``--set`` overrides (see logstream.config.Settings); never from Airflow Variables.
 Alerts go out on a background thread (a hanging receiver never stalls a micro-batch); those
 still queued at shutdown get up to ALERT_FLUSH_S seconds after Spark stops.
-SIGTERM or SIGINT stops every query, then Spark (:class:`QueryStopper`).
+SIGTERM or SIGINT stops every query, lets each finalizer end its round, then stops Spark
+(:class:`QueryStopper`).
 Exit codes: 0 stopped cleanly, 1 a query failed (the error is printed), 2 bad arguments/config.
 """
 
@@ -26,11 +27,13 @@ from logstream.alerts import BackgroundAlertSink, build_alert_sink
 from logstream.config import add_settings_arguments, settings_from_arguments
 from logstream.errors import LogstreamError
 from logstream.runtime.spark import build_spark_session
-from logstream.stream.job import RunOptions, run_pipeline
+from logstream.stream.job import RunOptions, run_pipeline, stop_all
 from logstream.stream.status import StatusListener, TotalsRegistry, start_metrics_server
 
 #: How long queued alerts may take to go out at shutdown (the supervisor's stop grace is longer).
 ALERT_FLUSH_S = 10.0
+#: How often the main thread looks for a failed finalizer while the queries run (seconds).
+FAILURE_POLL_S = 2
 
 
 class QueryStopper:
@@ -101,15 +104,18 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signum, shutdown.request)
     alert_sink = BackgroundAlertSink(channels)
     try:
-        queries = run_pipeline(spark, settings, options, registry, alert_sink)
+        running = run_pipeline(spark, settings, options, registry, alert_sink)
         if not args.available_now:
-            spark.streams.awaitAnyTermination()
+            # a finalizer that fails stops the job too (its landing would fail the query at
+            # the next batch; the traffic may be idle until then)
+            while not spark.streams.awaitAnyTermination(FAILURE_POLL_S):
+                if any(i.handler.finalizer.error is not None for i in running):
+                    break
             shutdown.finish()
-            failed = [q for q in queries if q.exception() is not None]
-            for query in spark.streams.active:
-                query.stop()
-            if failed:
-                raise RuntimeError(f"query {failed[0].name} failed: {failed[0].exception()}")
+            stop_all(running)
+            failures = [f for f in (i.failure() for i in running) if f]
+            if failures:
+                raise RuntimeError(failures[0])
     except RuntimeError as exc:
         print(f"stream_logs: {exc}", file=sys.stderr)
         return 1

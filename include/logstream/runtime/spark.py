@@ -18,6 +18,9 @@ from logstream.config import Settings
 from logstream.runtime.jars import spark_home, spark_jars
 from logstream.runtime.java import java_home
 
+#: the streaming job's scheduler pools (landing first, then the finalizer's rounds)
+FAIR_POOLS = Path(__file__).with_name("fairscheduler.xml")
+
 
 def spark_conf(settings: Settings, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The configuration the factory applies, exposed for spark-submit and for inspection."""
@@ -50,6 +53,10 @@ def spark_conf(settings: Settings, extra: Mapping[str, str] | None = None) -> di
         # cache of compiled classes holds 100 by default, so every batch compiled them all again
         # (Janino, then the JVM's JIT: measured 950 compiles in a 2M catch-up, 370 with this)
         "spark.sql.codegen.cache.maxEntries": "1000",
+        # a micro-batch's landing and the finalizer's rounds run in pools of their own, the
+        # landing first (logstream.stream.parallel), so a long round never queues a landing
+        "spark.scheduler.mode": "FAIR",
+        "spark.scheduler.allocation.file": str(FAIR_POOLS),
         # local runs stay on loopback
         "spark.driver.host": "127.0.0.1",
         "spark.driver.bindAddress": "127.0.0.1",

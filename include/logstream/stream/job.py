@@ -4,9 +4,10 @@
 its topic from Kafka (:func:`read_kafka`), parses every record once (the pipeline's parse,
 :mod:`logstream.stream.pipelines`) and hands each micro-batch to an
 :class:`~logstream.stream.batch.IngestBatchHandler`, which lands bronze, quarantine and late
-events, writes the windows that became final, detects anomalies and sends their alerts, exactly
-once per batch id. There is no streaming state store: one Kafka read and one parse per record,
-one commit cycle per micro-batch for every table.
+events exactly once per batch id. Beside it, the query's finalizer
+(:mod:`logstream.stream.finalizer`) writes the windows that became final, detects anomalies and
+sends their alerts, exactly once per round. There is no streaming state store: one Kafka read and
+one parse per record.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from logstream.stream.status import TotalsRegistry
 
 __all__ = [
     "KAFKA_CONSUMER_OPTIONS",
+    "Ingestion",
     "Pipeline",
     "RunOptions",
     "pipelines",
@@ -33,6 +35,21 @@ __all__ = [
     "run_pipeline",
     "start_ingestion",
 ]
+
+
+@dataclass(frozen=True)
+class Ingestion:
+    """A running ingestion query and its handler (whose finalizer runs beside it)."""
+
+    query: StreamingQuery
+    handler: IngestBatchHandler
+
+    def failure(self) -> str | None:
+        """Why the query or its finalizer failed (None: neither did)."""
+        if self.query.exception() is not None:
+            return f"query {self.query.name} failed: {self.query.exception()}"
+        error = self.handler.finalizer.error
+        return None if error is None else f"{self.handler.query_name}: finalizing failed: {error}"
 
 
 @dataclass(frozen=True)
@@ -103,29 +120,41 @@ def run_pipeline(
     registry: TotalsRegistry,
     alert_sink: AlertSink,
     families: list[catalog.Family] | None = None,
-) -> list[StreamingQuery]:
-    """Start the query of each selected pipeline.
+) -> list[Ingestion]:
+    """Start the query of each selected pipeline, with its finalizer's thread.
 
-    With ``available_now`` each query catches up with what Kafka holds and stops (every window
-    that can be final is written) before this returns. Otherwise the queries run until stopped
-    or failed.
+    With ``available_now`` each query catches up with what Kafka holds and stops, and its
+    finalizer writes every window that can be final, before this returns. Otherwise the queries
+    run until stopped or failed (:func:`stop_all`).
     """
     families = families or catalog.configured_families(settings.windows)
     thresholds = anomalies.Thresholds.from_mapping(settings.thresholds)
-    queries = []
+    running = []
     for name in options.pipelines:
         pipeline = pipelines(settings)[name]
         handler = IngestBatchHandler(
-            spark, settings, pipeline, families, thresholds, registry, alert_sink
+            spark, settings, pipeline, families, thresholds, registry, alert_sink, background=True
         )
-        queries.append(start_ingestion(spark, settings, pipeline, handler, options))
+        handler.start()
+        running.append(Ingestion(start_ingestion(spark, settings, pipeline, handler, options),
+                                 handler))  # fmt: skip
     if options.available_now:
-        _await_all(queries)
-    return queries
+        for ingestion in running:
+            ingestion.query.awaitTermination()
+        stop_all(running, drain=True)
+        failures = [f for f in (i.failure() for i in running) if f]
+        if failures:
+            raise RuntimeError(failures[0])
+    return running
 
 
-def _await_all(queries: list[StreamingQuery]) -> None:
-    for query in queries:
-        query.awaitTermination()
-        if query.exception() is not None:
-            raise RuntimeError(f"query {query.name} failed: {query.exception()}")
+def stop_all(running: list[Ingestion], drain: bool = False) -> None:
+    """Stop every query, then let each finalizer end its round (``drain``: and finalize through
+    the last landed batch)."""
+    for ingestion in running:
+        ingestion.query.stop()
+    for ingestion in running:
+        if ingestion.query.exception() is None:
+            ingestion.handler.stop(drain=drain)
+        else:
+            ingestion.handler.finalizer.stop()

@@ -15,6 +15,7 @@ it back.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -44,7 +45,10 @@ class IngestState:
         default_factory=lambda: {"valid": 0, "quarantined": 0, "late": 0}
     )
     late_users: dict[str, dict[str, int]] = field(default_factory=dict)  # date -> user -> n
-    final_through: dict[str, int] = field(default_factory=dict)  # group -> emitted through (ms)
+    first_on_time_ms: int | None = None  # the smallest on-time event time of the first batch
+    #: the groups' watermarks of a checkpoint written before rounds had a log of their own
+    #: (read once, by the first round: :mod:`logstream.stream.finalizer`)
+    final_through: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def load(cls, fs: HadoopFS, folder: str, batch_id: int) -> IngestState:
@@ -58,7 +62,7 @@ class IngestState:
         if not earlier:
             return cls()
         data = json.loads(fs.read_text(f"{folder}/{earlier[-1]}.json") or "{}")
-        return cls(**data)
+        return cls(**{key: value for key, value in data.items() if key in cls.__dataclass_fields__})
 
     def save(self, fs: HadoopFS, folder: str, batch_id: int) -> None:
         fs.write_text(f"{folder}/{batch_id}.json", json.dumps(self.__dict__))
@@ -88,7 +92,9 @@ class IngestState:
 
 class BatchMemory:
     """The open windows' cached rows and the look-back rules' key histories of one ingestion
-    query, kept between consecutive micro-batches of a process."""
+    query, kept in a process. The landing adds each batch's rows (:meth:`add`); the finalizer
+    reads them (:meth:`snapshot`), restores the rows of batches landed before the process
+    (:meth:`restore`) and releases what no open window needs (:meth:`release`)."""
 
     def __init__(
         self,
@@ -110,54 +116,81 @@ class BatchMemory:
         )
         self.pieces: list[finalize.OpenRows] = []
         self.histories: dict[str, anomalies.KeyHistory] = {}  # by rule kind
-        self.through_batch: int | None = None  # the batch the memory is up to date with
+        self.through_batch: int | None = None  # the last batch landed into the memory
+        #: rows landed before this processing time are in bronze only (None: nothing to read)
+        self.restore_before_ms: int | None = None
+        self._lock = threading.Lock()
 
     def continues(self, batch_id: int) -> bool:
         """The memory is that of the batch before ``batch_id`` (not a new process or a replay)."""
         return self.through_batch == batch_id - 1
 
+    def begin(self, batch_time_ms: int, landed_before: bool) -> None:
+        """Start again at a batch with this processing time (a new process, or a replay): the
+        pieces go, and the rows of earlier batches, if any landed, come from bronze."""
+        self.forget()
+        self.restore_before_ms = batch_time_ms if landed_before else None
+
     def forget(self) -> None:
-        """Release everything: the next batch restores what it needs."""
-        self._drop(None)
+        """Release everything."""
+        with self._lock:
+            pieces, self.pieces = self.pieces, []
+        for piece in pieces:
+            piece.frame.unpersist()
         self.histories.clear()
         self.through_batch = None
+        self.restore_before_ms = None
 
-    def add(self, piece: finalize.OpenRows) -> None:
-        """A landed batch's rows for the open windows (cached)."""
-        self.pieces.append(piece)
+    def add(self, piece: finalize.OpenRows | None, batch_id: int) -> None:
+        """A landed batch's rows for the open windows (cached; None: it has none)."""
+        with self._lock:
+            if piece is not None:
+                self.pieces.append(piece)
+            self.through_batch = batch_id
 
-    def keep(self, state: IngestState, batch_id: int) -> None:
-        """After ``batch_id`` succeeded: release the rows no open window needs any more."""
-        self._drop(finalize.keep_from(self.groups, state.final_through))
-        self.through_batch = batch_id
+    def snapshot(self) -> list[finalize.OpenRows]:
+        with self._lock:
+            return list(self.pieces)
 
-    def restore_open(self, state: IngestState, batch_min_ms: int | None) -> None:
-        """The open windows' rows from bronze (the batch has landed), for a process's first batch.
+    def release(self, keep_from: int | None) -> None:
+        """Release the pieces no window needs any more (all of them for ``None``)."""
+        with self._lock:
+            kept = [p for p in self.pieces if keep_from is not None and p.hi_ms >= keep_from]
+            dropped = [p for p in self.pieces if p not in kept]
+            self.pieces = kept
+        for piece in dropped:
+            piece.frame.unpersist()
 
-        They start where the earliest window that is not final yet (or that this batch's plan
-        finalizes) can start and end at the high-water mark.
+    def restore(
+        self, work: list[finalize.Finalization], after: dict[str, int], high_water_ms: int
+    ) -> None:
+        """The open windows' rows landed before this process, from bronze, once (by the first
+        round of a process).
+
+        They start where the earliest window that is not final yet (or that ``work`` finalizes)
+        can start; they are the bronze rows stamped before the process's first batch.
         """
-        high_water = state.max_event_time_ms
-        if high_water is None:
+        before = self.restore_before_ms
+        if before is None:
             return
-        work, after = finalize.plan(self.groups, state.final_through, high_water, batch_min_ms)
         starts = [item.rows_from_ms for item in work]
         keep = finalize.keep_from(self.groups, after)
         if keep is not None:
             starts.append(keep)
-        if not starts:
-            return
-        lo = min(starts)
-        frame = (
-            read_bronze(
-                self.spark, self.settings, self.events_table, (from_ms(lo), from_ms(high_water + 1))
+        if starts:
+            lo = min(starts)
+            span = (from_ms(lo), from_ms(high_water_ms + 1))
+            frame = (
+                read_bronze(self.spark, self.settings, self.events_table, span)
+                .where(F.col("processing_time") < F.timestamp_millis(F.lit(before)))
+                .where(finalize.within_delay(self.max_delay_ms))
+                .select(*self.columns)
+                .persist()
             )
-            .where(finalize.within_delay(self.max_delay_ms))
-            .select(*self.columns)
-            .persist()
-        )
-        frame.count()
-        self.pieces = [finalize.OpenRows(frame, lo, high_water)]
+            frame.count()
+            with self._lock:
+                self.pieces.insert(0, finalize.OpenRows(frame, lo, high_water_ms))
+        self.restore_before_ms = None
 
     def seed_history(self, item: finalize.Finalization) -> None:
         """Seed the history of the group's look-back rules that have none in this process.
@@ -189,13 +222,3 @@ class BatchMemory:
                 committed: DataFrame = read_paths(self.spark, self.settings, rule.family, paths)
                 history.add(window_rows(committed, [F.col(rule.key), *map(F.col, rule.columns)]))
             self.histories[rule.kind] = history
-
-    def _drop(self, keep_from: int | None) -> None:
-        """Release the pieces no window needs any more (all of them for ``None``)."""
-        kept = []
-        for piece in self.pieces:
-            if keep_from is not None and piece.hi_ms >= keep_from:
-                kept.append(piece)
-            else:
-                piece.frame.unpersist()
-        self.pieces = kept

@@ -12,6 +12,11 @@ table:
    batch 1, before Spark committed it);
 5. ``restarted``: batch 2 on another new handler (a restart that resumes the checkpoint).
 
+The finalizer's rounds run inline after each landing (``background=False``): one round per batch
+here, so round 3 is batch 2's. A second run over its own data root (``cut_short``) fails batch 2's
+round in the middle of its table writes and replays batch 2 in a new process, which must run the
+round again exactly as planned.
+
 Two families with different delays: ``error_rate`` (1-minute windows, 5 minutes) and
 ``ip_requests`` (1-minute windows, 10 minutes here). Every expected row below is counted by hand
 from the records; times are 2026-03-02 UTC.
@@ -143,9 +148,11 @@ def snapshot(spark, run, handler, registry, sink) -> dict:
     }
 
 
-@pytest.fixture(scope="module")
-def steps(spark, settings, tmp_path_factory) -> dict[str, dict]:
-    root = tmp_path_factory.mktemp("ingest-batch")
+def run_steps(spark, settings, root, plan, crash_in: str | None = None) -> dict[str, dict]:
+    """Run ``plan`` (step, process, batch id) over one data root; a step whose process is
+    ``crash_in``'s first letter has its finalizer's write of the table ``crash_in[2:]`` fail
+    (``"c:error_rate"``), as a process killed in the middle of a round; its snapshot is taken
+    after the failure."""
     run = settings.replace(
         data_root=str(root / "data"),
         checkpoint_root=str(root / "checkpoints"),
@@ -176,6 +183,32 @@ def steps(spark, settings, tmp_path_factory) -> dict[str, dict]:
         return made, registry, sink
 
     taken = {}
+    handlers = {}
+    for step, process, batch_id in plan:
+        if process not in handlers:
+            handlers[process] = handler()
+            if crash_in and crash_in[0] == process:
+
+                def killed(frame, number):
+                    raise RuntimeError("killed in the middle of a round")
+
+                handlers[process][0].finalizer.writers()[crash_in[2:]].write = killed
+        made, registry, sink = handlers[process]
+        sink.alerts.clear()
+        try:
+            made(frames[batch_id], batch_id)
+        except RuntimeError as exc:
+            if crash_in is None or "killed" not in str(exc):
+                raise
+        taken[step] = snapshot(spark, run, made, registry, sink)
+        taken[step]["rounds"] = sorted(
+            path.name for path in (root / "checkpoints/ingest_logs/logstream_final").iterdir()
+        )
+    return taken
+
+
+@pytest.fixture(scope="module")
+def steps(spark, settings, tmp_path_factory) -> dict[str, dict]:
     plan = [
         ("first", "a", 0),
         ("second", "a", 1),
@@ -183,15 +216,16 @@ def steps(spark, settings, tmp_path_factory) -> dict[str, dict]:
         ("new_process_replayed", "b", 1),
         ("restarted", "c", 2),
     ]
-    handlers = {}
-    for step, process, batch_id in plan:
-        if process not in handlers:
-            handlers[process] = handler()
-        made, registry, sink = handlers[process]
-        sink.alerts.clear()
-        made(frames[batch_id], batch_id)
-        taken[step] = snapshot(spark, run, made, registry, sink)
-    return taken
+    return run_steps(spark, settings, tmp_path_factory.mktemp("ingest-batch"), plan)
+
+
+@pytest.fixture(scope="module")
+def cut_short(spark, settings, tmp_path_factory) -> dict[str, dict]:
+    """Batch 2 lands, then its round fails writing ``error_rate`` (after the plan, maybe after
+    other tables); a new process replays batch 2 and runs the round again as planned."""
+    plan = [("first", "a", 0), ("second", "a", 1), ("crashed", "c", 2), ("resumed", "d", 2)]
+    root = tmp_path_factory.mktemp("ingest-cut-short")
+    return run_steps(spark, settings, root, plan, crash_in="c:error_rate")
 
 
 # -- expected rows, by hand ---------------------------------------------------------------------
@@ -342,3 +376,23 @@ def test_a_restarted_handler_restores_the_rules_history_from_the_committed_table
     assert sorted(steps["restarted"]["alerts"]) == sorted(
         [f"anomaly:{SPIKE_1012}", f"anomaly:{SPIKE_1017}"]
     )
+
+
+# -- a round cut short --------------------------------------------------------------------------
+
+
+def test_a_round_cut_short_leaves_its_plan_without_a_commit_and_no_alert(cut_short):
+    assert cut_short["crashed"]["rounds"][-1] == "3.plan"
+    assert "3.done" not in cut_short["crashed"]["rounds"]
+    assert cut_short["crashed"]["alerts"] == []
+    # the landing of batch 2 is complete: its rows are in bronze
+    assert cut_short["crashed"]["events"] == sorted(EVENTS_0 + EVENTS_1 + EVENTS_2)
+
+
+def test_a_round_cut_short_is_run_again_as_planned_by_the_next_process(cut_short):
+    resumed = cut_short["resumed"]
+    assert "3.done" in resumed["rounds"]
+    assert resumed["error_rate"] == sorted(ERROR_RATE_0 + ERROR_RATE_1 + ERROR_RATE_2)
+    assert resumed["ip_requests"] == sorted(IP_REQUESTS_0 + IP_REQUESTS_1)
+    assert resumed["anomalies"] == sorted(ANOMALIES_0 + ANOMALIES_1 + ANOMALIES_2)
+    assert sorted(resumed["alerts"]) == sorted([f"anomaly:{SPIKE_1012}", f"anomaly:{SPIKE_1017}"])

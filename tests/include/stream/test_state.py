@@ -13,7 +13,7 @@ from logstream import catalog
 from logstream.catalog import anomalies
 from logstream.storage.fs import HadoopFS
 from logstream.stream.state import STATE_VERSIONS_KEPT, BatchMemory, IngestState
-from logstream.transforms.finalize import OpenRows
+from logstream.transforms.finalize import OpenRows, keep_from
 
 MINUTE = 60_000
 
@@ -26,7 +26,7 @@ def fs(spark) -> HadoopFS:
 def test_a_batch_loads_the_state_of_the_latest_batch_before_it(fs, tmp_path):
     folder = str(tmp_path / "state")
     IngestState(max_event_time_ms=3).save(fs, folder, 3)
-    IngestState(max_event_time_ms=5, final_through={"error_rate": 4}).save(fs, folder, 5)
+    IngestState(max_event_time_ms=5, first_on_time_ms=2).save(fs, folder, 5)
     assert IngestState.load(fs, folder, 0) == IngestState()
     assert IngestState.load(fs, folder, 4).max_event_time_ms == 3
     assert IngestState.load(fs, folder, 5).max_event_time_ms == 3  # a replay of 5 sees 3
@@ -34,8 +34,20 @@ def test_a_batch_loads_the_state_of_the_latest_batch_before_it(fs, tmp_path):
         max_event_time_ms=5,
         totals={"valid": 0, "quarantined": 0, "late": 0},
         late_users={},
-        final_through={"error_rate": 4},
+        first_on_time_ms=2,
     )
+
+
+def test_a_state_written_before_the_finalizer_log_still_loads(fs, tmp_path):
+    folder = tmp_path / "state"
+    folder.mkdir()
+    # the shape of an older checkpoint: the groups' watermarks lived here, a key is unknown now
+    (folder / "4.json").write_text(
+        '{"max_event_time_ms": 9, "totals": {"valid": 1, "quarantined": 0, "late": 0},'
+        ' "late_users": {}, "final_through": {"error_rate": 7}, "retired_key": 1}'
+    )
+    loaded = IngestState.load(fs, str(folder), 5)
+    assert loaded.max_event_time_ms == 9 and loaded.final_through == {"error_rate": 7}
 
 
 def test_saving_keeps_the_latest_versions_only(fs, tmp_path):
@@ -65,10 +77,10 @@ def test_the_memory_holds_the_columns_the_metrics_read(spark, settings):
     ]
 
 
-def test_the_memory_continues_only_the_batch_it_kept(spark, settings):
+def test_the_memory_continues_only_the_batch_it_landed(spark, settings):
     kept = memory(spark, settings)
     assert not kept.continues(0)  # a new process
-    kept.keep(IngestState(final_through={"error_rate": 10 * MINUTE}), 4)
+    kept.add(None, 4)
     assert kept.continues(5)
     assert not kept.continues(4)  # a replay
     assert not kept.continues(7)
@@ -76,14 +88,14 @@ def test_the_memory_continues_only_the_batch_it_kept(spark, settings):
     assert not kept.continues(5)
 
 
-def test_keeping_releases_the_rows_no_open_window_can_hold(spark, settings):
+def test_releasing_drops_the_rows_no_open_window_can_hold(spark, settings):
     kept = memory(spark, settings)
     old, edge = piece(spark, 0, 8 * MINUTE), piece(spark, 0, 9 * MINUTE)
     new = piece(spark, 9 * MINUTE, 12 * MINUTE)
-    for each in (old, edge, new):
-        kept.add(each)
+    for batch_id, each in enumerate((old, edge, new)):
+        kept.add(each, batch_id)
     # error_rate is final through 10:00 (ms 10 min): its open windows start at 9 min or later
-    kept.keep(IngestState(final_through={"error_rate": 10 * MINUTE}), 0)
+    kept.release(keep_from(kept.groups, {"error_rate": 10 * MINUTE}))
     assert kept.pieces == [edge, new]
     assert not old.frame.is_cached
     assert edge.frame.is_cached and new.frame.is_cached

@@ -233,11 +233,20 @@ def live_run(kafka_broker, settings, tmp_path_factory):
             status = _status(run)
             totals = status.get("totals", {})
             landed = totals.get("valid", 0) + totals.get("quarantined", 0)
-            return landed >= sum(offsets.values()) and (
-                parse_iso(status.get("max_event_time")) == clock
+            through = status.get("windows_final_through") or {}
+            # the finalizer's rounds run beside the landings: wait for the round that finalized
+            # through the clock record too (the status file shows the committed rounds)
+            return (
+                landed >= sum(offsets.values())
+                and parse_iso(status.get("max_event_time")) == clock
+                and bool(through)
+                and all(
+                    parse_iso(value) == clock - timedelta(seconds=SPANS[group.split("+")[0]][1])
+                    for group, value in through.items()
+                )
             )
 
-        wait_for(drained, 180, "the job to land every record and the clock record", job)
+        wait_for(drained, 180, "the job to land every record and finalize through it", job)
         status = _status(run)
         stopped_cleanly = job.stop()
     finally:

@@ -89,7 +89,7 @@ class IngestBatchHandler:
         self.memory = BatchMemory(spark, settings, pipeline.events_table, groups, thresholds)
         self.finalizer = Finalizer(
             spark, settings, self.query_name, self.checkpoint, self.query_id, self.families,
-            self.memory, thresholds, alert_sink,
+            self.memory, thresholds, alert_sink, on_commit=self._publish_final,
         )  # fmt: skip
         self.background = background
         self._writers: dict[str, BatchTableWriter] | None = None
@@ -160,7 +160,6 @@ class IngestBatchHandler:
         """Counters and watermarks for the status file (see :class:`StatusListener`)."""
         high_water = state.max_event_time_ms
         threshold = landing.late_threshold_ms(self.delays)
-        final_through = self.finalizer.final_through()
         self.registry.update(
             self.query_name,
             {
@@ -169,9 +168,15 @@ class IngestBatchHandler:
                 "watermark": _iso(high_water - threshold)
                 if high_water is not None and self.delays
                 else None,
-                "final_through": {name: _iso(ms) for name, ms in final_through.items()},
             },
         )
+        if final_through := self.finalizer.final_through():
+            self._publish_final(final_through)
+
+    def _publish_final(self, final_through: dict[str, int]) -> None:
+        """Each group's watermark as of the finalizer's last committed round."""
+        through = {name: _iso(ms) for name, ms in final_through.items()}
+        self.registry.update(self.query_name, {"final_through": through})
 
     def _land(
         self, parsed: DataFrame, batch_id: int, state: IngestState, found: list[anomalies.Row]

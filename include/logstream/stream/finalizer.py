@@ -137,7 +137,9 @@ class Finalizer:
         memory: BatchMemory,
         thresholds: anomalies.Thresholds,
         alert_sink: AlertSink,
+        on_commit: Callable[[dict[str, int]], None] | None = None,
     ) -> None:
+        """``on_commit`` gets the groups' watermarks after each committed round."""
         self.spark = spark
         self.settings = settings
         self.query_name = query_name
@@ -147,6 +149,7 @@ class Finalizer:
         self.memory = memory
         self.thresholds = thresholds
         self.alert_sink = alert_sink
+        self.on_commit = on_commit
         self.log = RoundLog(HadoopFS(spark), f"{checkpoint}/logstream_final")
         self._redo: Round | None = None
         self._loaded = False
@@ -273,6 +276,8 @@ class Finalizer:
         with self._lock:
             self._redo = None
         self.memory.release(finalize.keep_from(self.groups, after))
+        if self.on_commit is not None:
+            self.on_commit(after)
         for alert in anomaly_alerts(found, table_path(self.settings, "anomalies")):
             self.alert_sink.send(alert)
         timeline.log(f"{self.query_name}:final", planned.number)
@@ -304,7 +309,11 @@ class Finalizer:
                 return
             with timeline.stage(f"seed:{item.name}"):
                 self.memory.seed_history(item)
-            source = reduce(DataFrame.unionByName, [piece.frame for piece in covering])
+            # the pieces of many small batches in a few tasks: one per core, not one per
+            # cached partition (a task's fixed cost is larger than its share of a live batch)
+            source = reduce(DataFrame.unionByName, [piece.frame for piece in covering]).coalesce(
+                self.spark.sparkContext.defaultParallelism
+            )
             # one aggregation serves the group's tables and anomaly rules
             windows = finalize.final_windows(source, item).persist()
             cached.append(windows)

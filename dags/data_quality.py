@@ -3,7 +3,7 @@ the quality-passed asset when every suite passed. The suites live in logstream.b
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 
@@ -42,7 +42,7 @@ def _quality_failure_alert(context) -> None:
     schedule=AssetOrTimeSchedule(
         timetable=CronTriggerTimetable("15 * * * *", timezone="UTC"), assets=RECONCILED
     ),
-    start_date=datetime(2026, 1, 1),
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
     tags=["logstream", "quality", "great-expectations"],

@@ -22,7 +22,11 @@ transforms (late events included), publishes it atomically and reports what chan
   streamed metric tables' `window_date=<day>` partition.
 * **Writes:** `reconciled/<family>/window_date=<day>`, `reconciliation_report/report_date=<day>`
   and `<reports_dir>/reconciliation/<day>.json`; each day's summary in XCom.
-* **Schedule:** 02:30 UTC for the day before, with catchup, one run at a time.
+* **Schedule:** 02:30 UTC for the day before, one run at a time, no catchup: the first
+  unpause runs the latest night only (missed nights: trigger a range, below).
+* **A day without bronze data** is a no-op with no spark-submit ("no bronze data for <day>:
+  nothing to reconcile"); `publish` leaves it out of the asset event, and skips when no day
+  was reconciled (then `data_quality` is not triggered).
 * **Run a range:** Trigger DAG w/ `start_date`/`end_date` (UTC, inclusive, at most 92 days), or
   `spark-submit jobs/reconcile_day.py --date 2026-11-25 [--set key=value ...]`.
 
@@ -33,8 +37,8 @@ Schedule, catch-up and parameters in full: `docs/dags/late_data_reconciliation.m
 @dag(
     dag_id="late_data_reconciliation",
     schedule=CronTriggerTimetable("30 2 * * *", timezone="UTC"),
-    start_date=datetime(2026, 11, 20, tzinfo=UTC),
-    catchup=True,
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    catchup=False,
     max_active_runs=1,
     tags=["logstream", "late-data", "reconciliation", "spark"],
     default_args={
@@ -85,19 +89,37 @@ def late_data_reconciliation():
 
     @task(max_active_tis_per_dagrun=1)
     def reconcile(day: str) -> dict:
-        """Submit jobs/reconcile_day.py for one day; returns the report's summary."""
-        from logstream.batch.reconcile import job_arguments, parse_day, run_summary
+        """Submit jobs/reconcile_day.py for one day; returns the report's summary. A day without
+        bronze data (listed on a local data_root) returns at once, with no spark-submit."""
+        from logstream.batch.reconcile import (
+            has_bronze,
+            job_arguments,
+            parse_day,
+            run_summary,
+            skipped_summary,
+        )
 
-        settings = task_settings()
-        arguments = job_arguments(parse_day(day))
-        submit_job(settings, "reconcile_day.py", arguments, name=f"logstream-reconcile-{day}")
-        return run_summary(settings, parse_day(day))
+        settings, when = task_settings(), parse_day(day)
+        if has_bronze(settings, when) is False:
+            return skipped_summary(when)
+        submit_job(
+            settings, "reconcile_day.py", job_arguments(when), name=f"logstream-reconcile-{day}"
+        )
+        return run_summary(settings, when)
 
     @task(outlets=[RECONCILED])
     def publish(summaries: list[dict]) -> dict:
-        """Announce the reconciled days on the asset (data_quality runs next)."""
-        done = list(summaries)
+        """Announce the reconciled days on the asset (data_quality runs next); skipped, with no
+        asset event, when no day had bronze data."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        every = list(summaries)
+        done = [item for item in every if item.get("reconciled", True)]
         days = [item["day"] for item in done]
+        if not days:
+            raise AirflowSkipException(
+                "no day had bronze data: nothing reconciled, so no asset event and no data_quality"
+            )
         context = get_current_context()
         origin = context["params"].get("origin")
         context["outlet_events"][RECONCILED].extra = {
@@ -106,6 +128,7 @@ def late_data_reconciliation():
         }
         return {
             "days": days,
+            "without_bronze": [item["day"] for item in every if item not in done],
             "windows_corrected": sum(item.get("windows_corrected", 0) for item in done),
         }
 

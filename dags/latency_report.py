@@ -4,7 +4,7 @@ report's address and alert levels. The report itself lives in logstream.reports.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import Param, dag, task
 
@@ -35,7 +35,7 @@ Stages, levels and alerts in full: `docs/dags/latency_report.md`.
 @dag(
     dag_id="latency_report",
     schedule="5 * * * *",
-    start_date=datetime(2026, 1, 1),
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
     tags=["logstream", "latency", "reports"],

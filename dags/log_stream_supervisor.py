@@ -4,7 +4,7 @@ within seconds. The logic lives in logstream.supervisor."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import Param, TriggerRule, dag, task
 
@@ -49,7 +49,7 @@ def _permanent() -> tuple[type[Exception], ...]:
 @dag(
     dag_id="log_stream_supervisor",
     schedule=timedelta(minutes=1),
-    start_date=datetime(2026, 1, 1),
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=timedelta(seconds=WATCH_MAX_SECONDS) + timedelta(minutes=30),

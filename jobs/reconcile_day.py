@@ -6,8 +6,10 @@ Recomputes every window that starts on the day, for every metric family, from th
 ``events`` and ``user_events`` with the stream's own transforms; publishes each
 ``reconciled/<family>/window_date=<day>`` partition atomically (a re-run gives identical files);
 writes the change report to ``<reports_dir>/reconciliation/<day>.json`` and the
-``reconciliation_report`` table, and prints a one-line summary on stdout. A day without events
-publishes empty partitions and an empty report. Settings come from the YAML file and ``--set``
+``reconciliation_report`` table, and prints a one-line summary on stdout. A day without bronze
+data is a no-op: no Spark job runs, nothing is written, and it prints ``no bronze data for <day>:
+nothing to reconcile``. A day whose bronze files hold no rows publishes empty partitions and an
+empty report. Settings come from the YAML file and ``--set``
 overrides (see logstream.config.Settings); never from Airflow Variables.
 Exit codes: 0 done, 1 the reconciliation failed (the error is printed), 2 bad arguments/config.
 """

@@ -105,12 +105,34 @@ class Settings:
     max_offsets_per_trigger: int = 2_000_000
     starting_offsets: str = "earliest"  # where a NEW checkpoint starts reading Kafka
     status_dir: str = ""  # per-query status files (default <state_dir>/status)
-    metrics_port: int = 0  # Prometheus on 127.0.0.1:<port>; 0 = off
-    alert_sink: str = "log"  # "log", "jsonl:/path/alerts.jsonl", comma-separated
+    # Prometheus metrics on 127.0.0.1:<port> (0 = off; a port in use is logged, the job goes on)
+    metrics_port: int = 9467
+    # alert channels, comma-separated (logstream.alerts.routing): log, jsonl:/path/alerts.jsonl,
+    # alertmanager (the local one `logstream up` runs; nothing while none was started),
+    # alertmanager:http://host:port, slack, webhook, email
+    alert_sink: str = "log,alertmanager"
     # alert delivery (SPEC §8): channel secrets come from Airflow connections or env, never here
     alert_timeout_s: float = 5.0  # per delivery attempt
     alert_retries: int = 3  # attempts per channel before the failure is logged
     alert_dedup_seconds: int = 3_600  # the same dedup key is delivered at most once per window
+    # Alertmanager (logstream.ops.alertmanager): its loopback port, 0 = a free port picked at the
+    # first start and kept in <state_dir>/alertmanager/port (9093/9094, its usual ports, are the
+    # broker's controller and gossip); its config (default deploy/alertmanager/alertmanager.yml)
+    alertmanager_port: int = 0
+    alertmanager_config: str = ""
+    # an alert is an event: Alertmanager shows it firing this long, then resolved
+    alertmanager_resolve_s: int = 3_600
+    # direct channels (slack, webhook, email; logstream.alerts.grouping): after an alert of a
+    # kind and service, the next ones within this window go out as one digest at its end
+    alert_group_seconds: int = 60
+    # ... and at most this many messages per kind, channel and hour (the rest wait in a digest)
+    alert_kind_rate_per_hour: int = 20
+    # durable outbox (logstream.alerts.outbox, <state_dir>/alerts/outbox.jsonl): alerts a full
+    # queue or a failed channel could not deliver, retried every alert_outbox_retry_s; past
+    # alert_outbox_max alerts or alert_outbox_max_age_s the oldest are dropped with an ERROR
+    alert_outbox_max: int = 10_000
+    alert_outbox_max_age_s: int = 2 * 86_400
+    alert_outbox_retry_s: int = 30
     # supervisor (SPEC §7.1)
     supervisor_stall_seconds: int = 300  # no progress for this long while Kafka lag > 0 = stalled
     supervisor_max_restarts: int = 3  # this many restarts within the window = a restart loop
@@ -135,14 +157,20 @@ class Settings:
             object.__setattr__(self, "status_dir", str(self.state_dir / "status"))
         if not self.reports_dir:
             object.__setattr__(self, "reports_dir", str(self.state_dir / "reports"))
-        for name in ("kafka_port", "kafka_controller_port", "airflow_port", "metrics_port"):
+        ports = ("kafka_port", "kafka_controller_port", "airflow_port")
+        for name in (*ports, "metrics_port", "alertmanager_port"):
             port = getattr(self, name)
-            if not 0 < port < 65536 and not (name == "metrics_port" and port == 0):
+            if not 0 < port < 65536 and not (name not in ports and port == 0):
                 raise ConfigError(
                     f"{name}={port} is not a TCP port; set {ENV_PREFIX}{name.upper()}"
                 )
         self._check_formats()
         self._check_analytics()
+        for name in ("alert_outbox_max", "alert_outbox_retry_s", "alert_kind_rate_per_hour"):
+            if getattr(self, name) < 1:
+                raise ConfigError(
+                    f"{name}={getattr(self, name)} must be >= 1; set {ENV_PREFIX}{name.upper()}"
+                )
         if self.topic_partitions < 1:
             raise ConfigError(
                 f"topic_partitions={self.topic_partitions} must be >= 1; "

@@ -7,6 +7,8 @@ Airflow is imported; here the DB is created once per session and the DAGs are lo
 The ``spark-submit`` the tasks find on PATH starts the job's driver without the task's
 ``LOGSTREAM_*`` environment, as a driver on a cluster would be: a job sees only the settings its
 DAG passes on the command line, so a DAG that relied on the worker's environment fails its test.
+It also records each invocation's arguments (:func:`spark_submits`), so a test can tell whether a
+task submitted a job at all.
 """
 
 from __future__ import annotations
@@ -43,9 +45,12 @@ def dag_bag(airflow_db):
 DRIVER_KEEPS = ("LOGSTREAM_SPARK_LOG_LEVEL",)
 
 ISOLATING_SPARK_SUBMIT = """#!{python}
+import json
 import os
 import sys
 
+with open({calls!r}, "a", encoding="utf-8") as calls:
+    calls.write(json.dumps(sys.argv[1:]) + "\\n")
 env = {{
     name: value
     for name, value in os.environ.items()
@@ -57,9 +62,23 @@ os.execve({spark_submit!r}, [{spark_submit!r}, *sys.argv[1:]], env)
 
 
 @pytest.fixture(scope="session")
-def isolated_spark_submit(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder holding a ``spark-submit`` that runs the real one with the ``LOGSTREAM_*``
-    variables removed and ``LOGSTREAM_STATE_DIR`` pointing at a folder of its own."""
+def spark_submit_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The file the test ``spark-submit`` appends each invocation's arguments to (JSON lines)."""
+    return tmp_path_factory.mktemp("spark-submit-calls") / "calls.jsonl"
+
+
+def spark_submits(log: Path) -> list[list[str]]:
+    """The arguments of every ``spark-submit`` run so far in this session."""
+    if not log.exists():
+        return []
+    return [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.fixture(scope="session")
+def isolated_spark_submit(tmp_path_factory: pytest.TempPathFactory, spark_submit_log: Path) -> Path:
+    """A folder holding a ``spark-submit`` that records its arguments, then runs the real one
+    with the ``LOGSTREAM_*`` variables removed and ``LOGSTREAM_STATE_DIR`` pointing at a folder
+    of its own."""
     from logstream.runtime.jars import spark_home
 
     folder = tmp_path_factory.mktemp("isolated-bin")
@@ -67,6 +86,7 @@ def isolated_spark_submit(tmp_path_factory: pytest.TempPathFactory) -> Path:
     script.write_text(
         ISOLATING_SPARK_SUBMIT.format(
             python=sys.executable,
+            calls=str(spark_submit_log),
             keeps=DRIVER_KEEPS,
             driver_state=str(tmp_path_factory.mktemp("driver-state")),
             spark_submit=str(spark_home() / "bin" / "spark-submit"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -45,3 +46,25 @@ def test_dags_submit_jobs_only_through_logstream_orchestration():
         source = path.read_text()
         assert "SparkSubmit" not in source, f"{path.name} calls spark-submit itself"
         assert "spark_conf" not in source, f"{path.name} builds its own Spark configuration"
+
+
+def test_no_dag_catches_up_on_its_first_unpause(dag_bag):
+    """Whatever the start date, the first scheduled run of every DAG is its latest interval (no
+    DAG here runs less often than daily), not a run per interval since the start date."""
+    from airflow.serialization.decoders import decode_timetable
+    from airflow.serialization.encoders import encode_timetable
+    from airflow.timetables.base import TimeRestriction
+
+    now = datetime.now(UTC)
+    for dag_id, dag in dag_bag.dags.items():
+        timetable = decode_timetable(encode_timetable(dag.timetable))  # what the scheduler runs
+        if not timetable.can_be_scheduled:
+            continue
+        first = timetable.next_dagrun_info(
+            last_automated_data_interval=None,
+            restriction=TimeRestriction(earliest=dag.start_date, latest=None, catchup=dag.catchup),
+        )
+        assert first is not None, dag_id
+        assert now - timedelta(days=1) <= first.run_after <= now + timedelta(days=1), (
+            f"{dag_id}'s first run would be at {first.run_after}, not the latest interval"
+        )

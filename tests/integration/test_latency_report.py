@@ -24,6 +24,7 @@ from logstream.catalog.aggregates import PERCENTILE_ACCURACY
 from logstream.reports import latency
 from logstream.storage.tables import table_path
 from logstream.stream import status
+from tests.include.reports.hostile import HOSTILE, assert_shown_as_text
 from tests.oracle import percentile_rank_ok
 
 HOUR = datetime(2026, 11, 25, 13, tzinfo=UTC)
@@ -265,3 +266,45 @@ def test_the_job_rejects_bad_arguments_with_exit_code_2(tmp_path, capsys):
     with pytest.raises(SystemExit) as missing:
         main([])
     assert missing.value.code == 2
+
+
+def test_hostile_names_in_the_events_are_text_in_the_page(spark, settings, tmp_path):
+    """Service, path, user agent and user id hold HTML: the page built from them shows the
+    services as text and carries no markup from any of them."""
+    run_settings = settings.replace(
+        data_root=str(tmp_path / "data"),
+        status_dir=str(tmp_path / "status"),
+        reports_dir=str(tmp_path / "reports"),
+    )
+    events = []
+    for n, value in enumerate(HOSTILE):
+        event_time = HOUR + timedelta(minutes=n)
+        row = {name: None for name in schemas.EVENTS.fieldNames()}
+        row.update(
+            event_id=f"logs:0:{n}",
+            event_time=event_time,
+            service=value,
+            path=f"/{value}",
+            user_agent=value,
+            user_id=value,
+            kafka_timestamp=event_time + 20 * MS,
+            processing_time=event_time + (300 + 1000 * n) * MS,  # OK up to CRITICAL
+            event_date=event_time.date(),
+            event_hour=event_time.hour,
+        )
+        events.append(tuple(row[name] for name in schemas.EVENTS.fieldNames()))
+    (
+        spark.createDataFrame(events, schemas.EVENTS)
+        .write.partitionBy("event_date", "event_hour")
+        .parquet(table_path(run_settings, "events"))
+    )
+
+    result = latency.run_report(spark, run_settings, HOUR)
+
+    assert {row["service"] for row in result.rows if row["scope"] == "service"} == set(HOSTILE)
+    page = result.html_path.read_text()
+    assert_shown_as_text(page, shown=HOSTILE)
+    summary = result.summary_path.read_text()
+    assert "<" not in summary and ">" not in summary  # safe to embed in a page as it is
+    services = {row["service"] for row in json.loads(summary)["rows"]}
+    assert set(HOSTILE) <= services

@@ -27,11 +27,15 @@ from logstream.batch.reconcile_report import REPORT_SCHEMA, report_path
 from logstream.storage.fs import HadoopFS
 from logstream.storage.tables import read_table, table_path, table_schema
 from tests import oracle
+from tests.include.reports.hostile import HOSTILE
 
 DAY = date(2026, 3, 10)
 REL = 1e-9
-SERVICES = ("auth", "search", "checkout", "payments", "cart")
-USERS = tuple(f"user-{n:02d}" for n in range(12))
+#: two services and two users are hostile HTML (log content is attacker-controlled)
+HOSTILE_SERVICES = (HOSTILE[0], HOSTILE[1])
+HOSTILE_USERS = (HOSTILE[3], HOSTILE[4])
+SERVICES = ("auth", "search", "checkout", *HOSTILE_SERVICES)
+USERS = (*HOSTILE_USERS, *(f"user-{n:02d}" for n in range(2, 12)))
 IPS = tuple(f"10.0.{n // 8}.{n % 8 + 1}" for n in range(10))
 ACTIONS = ("view", "click", "add_to_cart", "purchase")
 FAR_LATE_MS = (15 * 60_000, 3 * 3_600_000)  # later than every watermark delay
@@ -127,11 +131,11 @@ def _log_event(rng: random.Random, moment: datetime, lateness_ms: int | None) ->
         "status_code": status,
         "error_code": "E500" if (status or 0) >= 500 else None,
         "http_method": None,
-        "path": None,
+        "path": f"/{service}/{HOSTILE[2]}",
         "protocol": None,
         "bytes_sent": None,
         "referrer": None,
-        "user_agent": None,
+        "user_agent": HOSTILE[1],
         "extra": {},
         "source_format": "json",
         "kafka_topic": "logs",
@@ -491,6 +495,18 @@ def test_report_counts_late_events_per_service_and_the_maximum_lateness(world):
     user_section = world["first"]["late"]["user_events"]
     assert user_section["events"] == len(user_day)
     assert user_section["late_events"] == sum(e["lateness_ms"] > 300_000 for e in user_day) > 0
+
+
+def test_the_json_report_keeps_hostile_names_and_is_safe_to_embed_in_a_page(world):
+    text = Path(report_path(world["settings"], DAY)).read_text()
+    assert not {"<", ">", "&"} & set(text)  # a </script> in a name cannot end an element
+    report = json.loads(text)
+    assert report == world["first"]
+    assert set(HOSTILE_SERVICES) <= set(report["late"]["events"]["per_service"])
+    entities = {
+        change["entity"] for family in report["families"].values() for change in family["changes"]
+    }
+    assert set(HOSTILE_SERVICES) <= entities and set(HOSTILE_USERS) <= entities
 
 
 def test_running_the_day_twice_gives_identical_files(world):

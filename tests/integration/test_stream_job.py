@@ -326,7 +326,15 @@ def test_anomalies_match_oracle_and_reach_the_alert_sink(spark, e2e, on_time_log
         assert math.isclose(row["observed"], match["observed"], rel_tol=REL)
 
     alerts = [json.loads(line) for line in (e2e["root"] / "alerts.jsonl").read_text().splitlines()]
-    assert {a["dedup_key"] for a in alerts} == {f"anomaly:{r['anomaly_id']}" for r in got_rows}
+    # one alert per anomaly row, except the late-data users: one grouped alert per day
+    late_rows = [r for r in got_rows if r["kind"] == "late_data_user"]
+    late_alerts = [a for a in alerts if a["kind"] == "late_data_user"]
+    assert {a["dedup_key"] for a in alerts if a["kind"] != "late_data_user"} == {
+        f"anomaly:{r['anomaly_id']}" for r in got_rows if r["kind"] != "late_data_user"
+    }
+    assert late_alerts and sum(a["details"]["users"] for a in late_alerts) == len(late_rows)
+    named = set().union(*(a["details"]["top_users"] for a in late_alerts))
+    assert named <= {r["entity"] for r in late_rows}
 
 
 def test_rerunning_without_new_data_changes_nothing(spark, e2e):

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from logstream.alerts import counters
 from logstream.alerts.messages import email_message, slack_payload, webhook_payload
 from logstream.alerts.model import Alert
 from logstream.alerts.targets import (
@@ -59,6 +60,7 @@ class LogAlertSink:
             alert.summary,
             extra={"alert": alert.kind, "severity": alert.severity, "dedup_key": alert.dedup_key},
         )
+        counters.count("logstream_alerts_delivered_total", "log")
         return True
 
 
@@ -79,7 +81,9 @@ class JsonLinesAlertSink:
                 f"alert not recorded in {self.path}: {exc}",
                 extra={"path": str(self.path), "error": str(exc)},
             )
+            counters.count("logstream_alerts_delivery_failures_total", "jsonl")
             return False
+        counters.count("logstream_alerts_delivered_total", "jsonl")
         return True
 
 
@@ -120,6 +124,8 @@ def _deliver(
         except Exception as exc:  # noqa: BLE001 - any failure is logged, never raised
             status, reason, retryable = "error", f"{type(exc).__name__}: {exc}", True
         else:
+            counters.count("logstream_alerts_delivered_total", channel)
+            counters.count("logstream_alerts_retries_total", channel, number - 1)
             log.info(
                 f"alert {alert.dedup_key} delivered to {channel} (attempt {number})",
                 extra={"channel": channel, "dedup_key": alert.dedup_key, "attempts": number},
@@ -142,6 +148,8 @@ def _deliver(
             break
         if number < attempts:
             time.sleep(min(BACKOFF_MAX_S, backoff_s * 2 ** (number - 1)))
+    counters.count("logstream_alerts_delivery_failures_total", channel)
+    counters.count("logstream_alerts_retries_total", channel, number - 1)
     log.error(
         f"alert {alert.dedup_key} not delivered to {channel} after {number} attempt(s), last "
         f"{status} {reason}; check the receiver and {source}",
@@ -156,7 +164,7 @@ def _deliver(
     return False
 
 
-def _post_json(target: HttpTarget, payload: dict, timeout_s: float) -> Callable[[], None]:
+def _post_json(target: HttpTarget, payload: dict | list, timeout_s: float) -> Callable[[], None]:
     """One POST of ``payload`` to ``target``; raises _AttemptError on anything but 2xx."""
 
     def attempt() -> None:

@@ -4,7 +4,10 @@
 channel in a :class:`DedupAlertSink` over ``<state_dir>/alerts/sent.json``
 (:func:`dedup_state_path`), so repeated Airflow runs and retried tasks do not page twice within
 ``alert_dedup_seconds``. A channel whose delivery failed is not recorded and is tried again by
-the next call.
+the next call. A direct channel (Slack, webhook, e-mail) also gets at most ``rate_per_hour``
+messages per alert kind and hour (``alert_kind_rate_per_hour``): an alert past the limit is not
+sent to that channel (it still reaches the others, such as ``log`` and Alertmanager), is logged
+at WARNING and counted in ``logstream_alerts_rate_limited_total``.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from logstream.alerts import counters
 from logstream.alerts.model import Alert, AlertSink, safe_send
 from logstream.storage.fs import write_local_text
 
@@ -25,6 +29,9 @@ if TYPE_CHECKING:
     from logstream.config import Settings
 
 log = logging.getLogger(__name__)
+
+_RATE_PREFIX = "rate|"
+_RATE_WINDOW_S = 3600.0
 
 
 def dedup_state_path(settings: Settings) -> Path:
@@ -86,6 +93,19 @@ class DedupStore:
             entries[key] = now
             return now
 
+    def claim_rate(self, scope: str, limit: int, now: float | None = None) -> bool:
+        """Record one message for ``scope`` unless ``limit`` were recorded in the last hour
+        (in ``rates.json`` beside this store's file)."""
+        now = time.time() if now is None else now
+        prefix = f"{_RATE_PREFIX}{scope}|"
+        with DedupStore(self.path.with_name("rates.json"))._locked() as entries:
+            for stale in [k for k, sent in entries.items() if now - sent >= _RATE_WINDOW_S]:
+                del entries[stale]
+            if sum(1 for k in entries if k.startswith(prefix)) >= limit:
+                return False
+            entries[f"{prefix}{now!r}|{len(entries)}"] = now
+            return True
+
     def release(self, key: str, claimed_at: float) -> None:
         """Forget a claim whose delivery failed (only if nobody re-claimed it since)."""
         with self._locked() as entries:
@@ -107,11 +127,13 @@ class DedupAlertSink:
         store: DedupStore | str | Path,
         window_s: float,
         scope: str = "",
+        rate_per_hour: int | None = None,
     ) -> None:
         self.inner = inner
         self.store = store if isinstance(store, DedupStore) else DedupStore(store)
         self.window_s = window_s
         self.scope = scope
+        self.rate_per_hour = rate_per_hour
 
     def send(self, alert: Alert) -> bool:
         key = f"{self.scope}|{alert.dedup_key}" if self.scope else alert.dedup_key
@@ -135,6 +157,8 @@ class DedupAlertSink:
                 },
             )
             return True
+        if self.rate_per_hour is not None and not self._within_rate(alert):
+            return True
         delivered = safe_send(self.inner, alert)
         if not delivered:
             try:
@@ -145,3 +169,18 @@ class DedupAlertSink:
                     extra={"path": str(self.store.path), "error": str(exc)},
                 )
         return delivered
+
+    def _within_rate(self, alert: Alert) -> bool:
+        try:
+            allowed = self.store.claim_rate(f"{self.scope}|{alert.kind}", self.rate_per_hour or 1)
+        except OSError:
+            return True  # no rate record: a page too many beats a missed one
+        if not allowed:
+            counters.count("logstream_alerts_rate_limited_total", self.scope)
+            log.warning(
+                f"alert {alert.kind} {alert.dedup_key} not sent to {self.scope}: {alert.kind} "
+                f"reached {self.rate_per_hour} messages in the last hour "
+                "(alert_kind_rate_per_hour); the other channels still have it",
+                extra={"dedup_key": alert.dedup_key, "scope": self.scope, "kind": alert.kind},
+            )
+        return allowed

@@ -34,7 +34,8 @@ class Alert:
 
     ``dedup_key`` is stable for the same underlying event (the same anomaly, the same failed task
     run), so repeated deliveries can be suppressed; ``links`` map a name to a URL or a path
-    (Airflow run, task log, table, window).
+    (Airflow run, task log, table, window). ``service`` names the service concerned when there
+    is one (a per-service anomaly), else is empty: receivers group alerts by kind and service.
     """
 
     dedup_key: str
@@ -44,9 +45,16 @@ class Alert:
     details: dict = field(default_factory=dict)
     links: dict = field(default_factory=dict)
     created_at: str = field(default_factory=_now_iso)
+    service: str = ""
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Alert:
+        """The alert :meth:`as_dict` wrote (unknown keys ignored, so old records still load)."""
+        known = {name: data[name] for name in cls.__dataclass_fields__ if name in data}
+        return cls(**known)
 
     @property
     def severity_label(self) -> str:

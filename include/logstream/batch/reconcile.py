@@ -20,16 +20,22 @@ same transforms the stream uses (:func:`logstream.transforms.aggregate.aggregate
 4. swap every staged partition in atomically, then write the JSON report
    (:mod:`logstream.batch.reconcile_report`).
 
+A day whose windows need no bronze file (:func:`has_bronze`: a listing of those partition
+folders, no Spark job) is a no-op: nothing is published or written, and the outcome says
+"no bronze data for <day>: nothing to reconcile". The DAG checks before it submits the job (a local
+``data_root``); the job checks again (any root).
+
 Runs of different days may overlap; two runs of the SAME day must not (the DAG runs one at a
 time). :func:`days_to_reconcile` decides which days one request runs.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import os
 from dataclasses import dataclass
 from datetime import date, datetime
+from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -49,10 +55,11 @@ from logstream.batch.reconcile_report import (
 from logstream.catalog import Family
 from logstream.config import Settings
 from logstream.errors import ConfigError
-from logstream.storage.bronze import read_bronze
+from logstream.reports import page_safe_json
+from logstream.storage.bronze import bronze_partitions, read_bronze
 from logstream.storage.commits import DayPublisher
-from logstream.storage.fs import HadoopFS
-from logstream.storage.tables import read_partitions, table_schema
+from logstream.storage.fs import HadoopFS, local_path
+from logstream.storage.tables import read_partitions, table_path, table_schema
 from logstream.timeutil import as_utc
 from logstream.transforms import aggregate
 from logstream.transforms.comparisons import change_counts, window_changes
@@ -125,6 +132,86 @@ def days_to_reconcile(
     return [first + DAY * offset for offset in range(count)]
 
 
+# -- whether a day has anything to reconcile (a listing, no Spark job) ---------------------------
+
+
+def bronze_folders(settings: Settings, day: date, families: list[Family]) -> list[str]:
+    """The bronze partition folders that hold events the windows starting on ``day`` need (the
+    day, and the first hour of the next for windows that end after midnight)."""
+    folders = []
+    for group in aggregate.group_families(families):
+        span = event_span(group, day)
+        if span is None:
+            continue
+        root = table_path(settings, group[0].source)
+        for event_date, hour in bronze_partitions(span):
+            folder = f"{root}/event_date={event_date.isoformat()}"
+            folders.append(folder if hour is None else f"{folder}/event_hour={hour}")
+    return list(dict.fromkeys(folders))
+
+
+def has_bronze(
+    settings: Settings,
+    day: date,
+    families: list[Family] | None = None,
+    fs: HadoopFS | None = None,
+) -> bool | None:
+    """Whether any bronze Parquet file lies in :func:`bronze_folders` (only those are listed).
+
+    With ``fs`` (a Spark session's) any ``data_root`` is listed. Without it, a local one is
+    listed with plain file calls, and a remote one gives None: it cannot be told without Hadoop
+    (submit the job, which checks again with its session). Hidden and ``_``-prefixed files and
+    folders (staging, markers) do not count, as readers skip them.
+    """
+    families = families or catalog.configured_families(settings.windows)
+    folders = bronze_folders(settings, day, families)
+    if fs is not None:
+        return any(
+            _visible(path) for folder in folders for path in fs.list_files(folder, ".parquet")
+        )
+    if local_path(settings.data_root) is None:
+        return None
+    return any(_local_parquet(local_path(folder)) for folder in folders)
+
+
+def _visible(path: str) -> bool:
+    """No part below the ``event_date=`` folder is hidden."""
+    parts = path.split("/")
+    starts = [n for n, part in enumerate(parts) if part.startswith("event_date=")]
+    below = parts[starts[-1] + 1 :] if starts else parts[-1:]
+    return not any(part.startswith(("_", ".")) for part in below)
+
+
+def _local_parquet(folder: Path | None) -> bool:
+    if folder is None:
+        return False
+    for _, dirs, files in os.walk(folder):
+        dirs[:] = [name for name in dirs if not name.startswith(("_", "."))]
+        if any(f.endswith(".parquet") and not f.startswith(("_", ".")) for f in files):
+            return True
+    return False
+
+
+def nothing_to_reconcile(day: date) -> str:
+    """The outcome of a day without bronze data, as the task, the job and the log say it."""
+    return f"no bronze data for {day.isoformat()}: nothing to reconcile"
+
+
+def skipped_summary(day: date) -> dict:
+    """What a DAG task returns for a day without bronze data (no job was submitted):
+    ``reconciled`` is False, so ``publish`` leaves the day out of the asset event."""
+    return {
+        "day": day.isoformat(),
+        "reconciled": False,
+        "summary": nothing_to_reconcile(day),
+        "windows": 0,
+        "windows_corrected": 0,
+        "only_in_stream": 0,
+        "late_events": 0,
+        "max_lateness_ms": None,
+    }
+
+
 # -- the run ------------------------------------------------------------------------------------
 
 
@@ -140,8 +227,20 @@ def reconcile_day(
     day: date,
     families: list[Family] | None = None,
 ) -> dict:
-    """Recompute, publish and report one UTC day; returns the report (also written as JSON)."""
+    """Recompute, publish and report one UTC day; returns the report (also written as JSON).
+
+    A day without bronze data (:func:`has_bronze`) runs no Spark job and writes nothing; the
+    returned report then has ``reconciled`` False and zero totals.
+    """
     families = families or catalog.configured_families(settings.windows)
+    if not has_bronze(settings, day, families, HadoopFS(spark)):
+        log.info("nothing to reconcile", extra={"day": str(day), "reason": "no bronze data"})
+        return {
+            "report_date": day.isoformat(),
+            "reconciled": False,
+            "summary": nothing_to_reconcile(day),
+            "totals": {"windows": 0, "windows_corrected": 0, "only_in_stream": 0},
+        }
     partition = f"window_date={day.isoformat()}"
     publisher = DayPublisher(spark, settings, day, RECONCILED)
     publisher.reset()
@@ -207,7 +306,7 @@ def reconcile_day(
     publisher.reset()
 
     report = build_report(settings, day, families, counts, listed, late)
-    HadoopFS(spark).write_text(report_path(settings, day), json.dumps(report, indent=2) + "\n")
+    HadoopFS(spark).write_text(report_path(settings, day), page_safe_json.dumps(report) + "\n")
     log.info("reconciled", extra={"day": str(day), "summary": report["summary"]})
     return report
 
@@ -232,10 +331,11 @@ def run_summary(settings: Settings, day: date) -> dict:
     """What a DAG task returns for a reconciled day: the report's headline numbers."""
     report = read_report(settings, day)
     if report is None:
-        return {"day": day.isoformat(), "report": report_path(settings, day)}
+        return {"day": day.isoformat(), "reconciled": True, "report": report_path(settings, day)}
     logs_late = report["late"].get("events", {})
     return {
         "day": day.isoformat(),
+        "reconciled": True,
         "summary": report["summary"],
         **report["totals"],
         "late_events": logs_late.get("late_events", 0),

@@ -36,6 +36,22 @@ def _kafka(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if status.running else 3
 
 
+def _alertmanager(args: argparse.Namespace, settings: Settings) -> int:
+    from logstream.ops.alertmanager import LocalAlertmanager
+
+    manager = LocalAlertmanager(settings)
+    if args.action == "start":
+        print(manager.start().describe())
+        print(f"alertmanager: {manager.url}")
+        return 0
+    if args.action == "stop":
+        print("alertmanager: stopped" if manager.stop() else "alertmanager: was not running")
+        return 0
+    status = manager.status()
+    print(status.describe())
+    return 0 if status.running else 3
+
+
 def _topics(args: argparse.Namespace, settings: Settings) -> int:
     from logstream.kafka.admin import ensure_topics
 
@@ -116,8 +132,10 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
     from logstream import supervisor
     from logstream.kafka.admin import ensure_topics
     from logstream.kafka.broker import KafkaBroker
+    from logstream.ops.alertmanager import LocalAlertmanager
     from logstream.runtime import airflow_local
 
+    airflow_local.prepare_home(settings)  # .local/ and Airflow's home 0700, the password 0600
     status = KafkaBroker(settings).start()
     ensure_topics(
         settings.kafka_bootstrap,
@@ -125,6 +143,14 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
         settings.topic_partitions,
     )
     print(status.describe())
+    alertmanager = LocalAlertmanager(settings)
+    alertmanager.start()
+    print(f"alertmanager: {alertmanager.url}")
+    if not any(item.strip().startswith("alertmanager") for item in settings.alert_sink.split(",")):
+        print(
+            f"alertmanager: alert_sink={settings.alert_sink!r} does not list it; add "
+            "`alertmanager` to LOGSTREAM_ALERT_SINK to route alerts through it"
+        )
     print("stream: starting the streaming job (checkpoints are checked first) ...", flush=True)
     outcome = supervisor.start_job(settings)
     _print_outcome(outcome)
@@ -140,6 +166,7 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
     print("airflow: starting (first start migrates the database, about a minute) ...", flush=True)
     url = airflow_local.start_standalone(settings)
     print(f"airflow: UI at {url}")
+    print(f"console: {airflow_local.console_url(settings)}")
     print(
         f"airflow: user '{airflow_local.ADMIN_USER}', password in "
         f"{airflow_local.password_file(settings)}"
@@ -155,6 +182,7 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
 def _down(args: argparse.Namespace, settings: Settings) -> int:
     from logstream import supervisor
     from logstream.kafka.broker import KafkaBroker
+    from logstream.ops.alertmanager import LocalAlertmanager
     from logstream.runtime import airflow_local
 
     print(
@@ -163,6 +191,12 @@ def _down(args: argparse.Namespace, settings: Settings) -> int:
         else "airflow: was not running"
     )
     _print_outcome(supervisor.stop_job(settings))
+    # after the job: its alert worker's last alerts can still reach Alertmanager
+    print(
+        "alertmanager: stopped"
+        if LocalAlertmanager(settings).stop()
+        else "alertmanager: was not running"
+    )
     print("kafka: stopped" if KafkaBroker(settings).stop() else "kafka: was not running")
     return 0
 
@@ -219,6 +253,12 @@ def build_parser() -> argparse.ArgumentParser:
     kafka.add_argument("action", choices=["start", "stop", "status"])
     kafka.set_defaults(handler=_kafka)
 
+    alertmanager = commands.add_parser(
+        "alertmanager", help="run the local Prometheus Alertmanager (loopback, a free port)"
+    )
+    alertmanager.add_argument("action", choices=["start", "stop", "status"])
+    alertmanager.set_defaults(handler=_alertmanager)
+
     topics = commands.add_parser("topics", help="create topics if missing")
     topics.add_argument("names", nargs="+")
     topics.add_argument("--partitions", type=int, help="default: topic_partitions setting")
@@ -233,7 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
     jars.set_defaults(handler=_jars)
 
     up = commands.add_parser(
-        "up", help="start Kafka, the streaming job and the local Airflow; print where to look"
+        "up",
+        help="start Kafka, Alertmanager, the streaming job and the local Airflow; print where "
+        "to look",
     )
     up.add_argument(
         "--demo",
@@ -243,7 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="seeded demo log records to send after the start (0: none; default 20000)",
     )
     up.set_defaults(handler=_up)
-    down = commands.add_parser("down", help="stop the local Airflow, the streaming job and Kafka")
+    down = commands.add_parser(
+        "down", help="stop the local Airflow, the streaming job, Alertmanager and Kafka"
+    )
     down.set_defaults(handler=_down)
     stream = commands.add_parser(
         "stream", help="start, stop (held until started) or inspect the streaming job"

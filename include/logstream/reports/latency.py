@@ -8,7 +8,8 @@ Airflow DAG.
 * ``<reports_dir>/latency/<YYYY-MM-DDTHH>.html`` (:mod:`logstream.reports.latency_html`) and
   ``latest.html``, a copy of the newest hour;
 * ``<YYYY-MM-DDTHH>.json``, the summary the DAG reads back (:func:`publish_report`) to log the
-  link and deliver WARNING/CRITICAL alerts.
+  link and deliver WARNING/CRITICAL alerts (safe to embed in a page as it is:
+  :mod:`logstream.reports.page_safe_json`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from logstream.batch.latency import (
 from logstream.catalog.families.processing_latency import LEVEL_THRESHOLDS_MS
 from logstream.config import Settings
 from logstream.errors import ConfigError
+from logstream.reports import page_safe_json
 from logstream.reports.latency_html import render_html
 from logstream.schemas import LATENCY_REPORT
 from logstream.storage.fs import HadoopFS, local_path, write_local_text
@@ -150,7 +152,7 @@ def run_report(spark: SparkSession, settings: Settings, hour: datetime) -> Repor
         "generated_at": generated_at.isoformat(),
         "rows": [_jsonable(row) for row in rows],
     }
-    write_local_text(summary_path, json.dumps(summary, indent=2))
+    write_local_text(summary_path, page_safe_json.dumps(summary))
     log.info(
         "latency report written",
         extra={"hour": hour_text, "rows": len(rows), "html": str(html_path), "table": table},

@@ -1,8 +1,12 @@
 """The embedded local Airflow: environment, one-time setup, and a detached ``airflow standalone``.
 
 Everything lives under ``<state_dir>/airflow`` (git-ignored): SQLite metadata DB, logs, the
-generated admin password. The DAGs folder is the checkout's ``dags/``. The docker-compose stack
-uses the same DAGs with Postgres instead.
+generated admin password. The DAGs folder is the checkout's ``dags/``, the plugins folder its
+``plugins/`` (the console). The docker-compose stack uses the same DAGs with Postgres instead.
+
+The admin password is a plain file: it is created ``0600`` before Airflow first writes it (Airflow
+appends to the existing file, keeping its mode) and checked again once Airflow answers; the state
+folder and Airflow's home are ``0700``. The API server listens on 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from logstream.kafka.broker import port_open
 from logstream.runtime.java import java_home
 
 ADMIN_USER = "logstream"
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
 
 
 def airflow_env(settings: Settings) -> dict[str, str]:
@@ -30,12 +36,15 @@ def airflow_env(settings: Settings) -> dict[str, str]:
     return {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+        # the console (plugins/logstream_console.py), mounted in the API server
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": "8",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         # SimpleAuthManager: "user:role"; the password is generated into AIRFLOW_HOME
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(password_file(settings)),
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__PORT": str(settings.airflow_port),
         "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{settings.airflow_port}",
@@ -55,6 +64,49 @@ def password_file(settings: Settings) -> Path:
     return settings.airflow_home / "simple_auth_manager_passwords.json.generated"
 
 
+def console_url(settings: Settings) -> str:
+    """The logstream console's first page in the local Airflow (``plugins/``)."""
+    return f"http://127.0.0.1:{settings.airflow_port}/logstream/health"
+
+
+def _private_dir(path: Path, tighten: bool) -> None:
+    """Create ``path`` as ``0700`` (parents as the umask says); an existing folder is made
+    ``0700`` only when ``tighten``."""
+    created = not path.exists()
+    path.mkdir(parents=True, exist_ok=True)
+    if created or tighten:
+        path.chmod(PRIVATE_DIR_MODE)
+
+
+def secure_password_file(settings: Settings) -> Path:
+    """Make the admin password file ``0600`` (created empty if missing: Airflow fills it)."""
+    path = password_file(settings)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE_MODE)
+    os.close(descriptor)
+    path.chmod(PRIVATE_FILE_MODE)
+    return path
+
+
+def check_password_file(settings: Settings) -> None:
+    """Raise when other users may read the admin password file (after Airflow wrote it)."""
+    path = password_file(settings)
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise ServiceError(
+            f"{path} is mode {mode:04o}: other local users can read the Airflow admin password; "
+            f"run chmod 600 {path}"
+        )
+
+
+def prepare_home(settings: Settings) -> None:
+    """Private folders for the state (the project's own ``.local/`` or one created here) and for
+    Airflow's home, and the password file ``0600`` before Airflow writes to it."""
+    default_state = PROJECT_ROOT / ".local"
+    _private_dir(settings.state_dir, tighten=settings.state_dir.resolve() == default_state)
+    _private_dir(settings.airflow_home, tighten=True)
+    secure_password_file(settings)
+
+
 def _pid_file(settings: Settings) -> Path:
     return settings.airflow_home / "standalone.pid"
 
@@ -69,7 +121,7 @@ def start_standalone(settings: Settings, timeout: float = 240.0) -> str:
             f"port {settings.airflow_port} is taken by another process; stop it or set "
             "LOGSTREAM_AIRFLOW_PORT"
         )
-    settings.airflow_home.mkdir(parents=True, exist_ok=True)
+    prepare_home(settings)
     env = {**os.environ, **airflow_env(settings)}
     airflow = str(Path(sys.executable).parent / "airflow")
     log_file = settings.airflow_home / "standalone.log"
@@ -90,7 +142,10 @@ def start_standalone(settings: Settings, timeout: float = 240.0) -> str:
             raise ServiceError(
                 f"airflow standalone exited with code {process.returncode}; see {log_file}"
             )
-        if port_open("127.0.0.1", settings.airflow_port) and password_file(settings).exists():
+        written = password_file(settings).exists() and password_file(settings).stat().st_size > 0
+        if port_open("127.0.0.1", settings.airflow_port) and written:
+            secure_password_file(settings)  # in case anything replaced the file meanwhile
+            check_password_file(settings)
             return url
         time.sleep(1.0)
     raise ServiceError(f"Airflow did not answer on {url} within {timeout:.0f}s; see {log_file}")

@@ -5,8 +5,9 @@
 * ``<status_dir>/<query name>.json``, replaced atomically: rates, batch duration, watermark, rows
   dropped by watermark, state size, Kafka offsets processed vs latest (lag) and event-time lag,
   plus the ingestion totals (valid / quarantined / late) that the job records exactly once;
-* Prometheus gauges served on a loopback port (``metrics_port``; 0 turns the server off).
-
+* the Prometheus metrics of :data:`METRICS` (:class:`QueryMetrics`), served on 127.0.0.1
+  (``metrics_port``; 0 turns them off): rates, batch durations, lag, watermark, progress heartbeat,
+  and the ingestion totals as counters, labelled ``query`` and ``pipeline`` only;
 * one JSON line per progress event in ``<status_dir>/history/<query>/<YYYY-MM-DD>.jsonl`` (UTC day
   of the progress timestamp): batch duration, watermark, Kafka lag and event-time lag over time,
   which the hourly latency report (:mod:`logstream.batch.latency`) summarises. Daily files keep each
@@ -23,12 +24,24 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from wsgiref.simple_server import WSGIServer
 
+from prometheus_client import CollectorRegistry, ProcessCollector, start_http_server
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+    SummaryMetricFamily,
+)
+from prometheus_client.registry import Collector
 from pyspark.sql.streaming import StreamingQueryListener
 
+from logstream.alerts import counters
 from logstream.storage.fs import write_local_text
 from logstream.timeutil import parse_iso
 
@@ -110,45 +123,153 @@ def summarize_progress(progress: dict, dropped_so_far: int) -> dict:
     }
 
 
-class _Gauges:
-    """Prometheus gauges, created once per process."""
+#: The exporter's families, all labelled ``query`` and ``pipeline`` (names our code chooses, never
+#: log content): (name, type, help, key of the query's values). Counters get ``_total`` on the
+#: wire; the ingestion totals are restored from the checkpoint, so they continue across restarts.
+METRICS = (
+    ("logstream_input_rows_per_second", "gauge", "Input rate of the last micro-batch", "in_rate"),
+    ("logstream_processed_rows_per_second", "gauge", "Processing rate, last batch", "out_rate"),
+    ("logstream_last_batch_duration_seconds", "gauge", "Last micro-batch duration", "batch_s"),
+    ("logstream_trigger_interval_seconds", "gauge", "Configured trigger interval", "trigger_s"),
+    ("logstream_kafka_lag_records", "gauge", "Topics' latest offsets minus processed", "lag"),
+    ("logstream_event_time_lag_seconds", "gauge", "Progress time minus max event time", "ev_lag"),
+    ("logstream_watermark_timestamp_seconds", "gauge", "Event-time watermark (Unix s)", "wm"),
+    ("logstream_last_progress_timestamp_seconds", "gauge", "Last progress or idle", "heartbeat"),
+    ("logstream_query_up", "gauge", "1 while the query runs, 0 once it stopped or failed", "up"),
+    ("logstream_state_rows", "gauge", "State store rows", "state_rows"),
+    ("logstream_state_memory_bytes", "gauge", "State store memory", "state_bytes"),
+    ("logstream_input_rows", "counter", "Rows read from Kafka by this process", "input_rows"),
+    ("logstream_valid_records", "counter", "Valid records landed in bronze", "valid"),
+    ("logstream_quarantined_records", "counter", "Records sent to quarantine", "quarantined"),
+    ("logstream_late_records", "counter", "Records behind the watermark (late_events)", "late"),
+    ("logstream_rows_dropped_by_watermark", "counter", "Rows behind the watermark", "dropped"),
+    ("logstream_error_records", "counter", "Valid records with status_code >= 400", "errors"),
+    ("logstream_anomalies", "counter", "Anomalies detected", "anomalies"),
+)
+#: Per-request response time of valid log records (a summary: ``_sum`` and ``_count``).
+RESPONSE_TIME = "logstream_response_time_seconds"
+#: Every micro-batch's duration (a histogram, so a scrape misses none of them).
+BATCH_DURATION = "logstream_batch_duration_seconds"
+BATCH_BUCKETS_S = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0)
+#: Ingestion totals (published by the batch handlers) -> the key of the query's values.
+_TOTAL_KEYS = {key: key for key in ("valid", "quarantined", "late", "errors", "anomalies")}
+_TOTAL_KEYS |= {"response_time_sum_s": "rt_sum", "response_time_count": "rt_count"}
+#: What a stopped query keeps: its counters (its gauges go, so no frozen lag or heartbeat alerts).
+_COUNTERS = {key for _, kind, _, key in METRICS if kind == "counter"} | {"rt_sum", "rt_count"}
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 
-    _instance: _Gauges | None = None
+
+def query_labels(name: str) -> tuple[str, str]:
+    """``(query, pipeline)`` label values: ``ingest_logs`` -> ``("ingest_logs", "logs")``."""
+    query = _UNSAFE_NAME.sub("_", str(name))[:80] or "unnamed"
+    return query, query.removeprefix("ingest_")
+
+
+class QueryMetrics(Collector):
+    """The queries' latest values, served as Prometheus families (thread-safe: the listener
+    writes from Spark's listener thread, scrapes read from the HTTP server's)."""
 
     def __init__(self) -> None:
-        from prometheus_client import Gauge
+        self._lock = threading.Lock()
+        self._values: dict[str, dict[str, float]] = {}
+        self._batches: dict[str, list[float]] = {}  # cumulative bucket counts, +Inf, sum
 
-        labels = ["query"]
-        self.input_rate = Gauge("logstream_input_rows_per_second", "Input rate", labels)
-        self.processed_rate = Gauge(
-            "logstream_processed_rows_per_second", "Processing rate", labels
+    def set(self, query: str, **values: float | None) -> None:
+        with self._lock:
+            target = self._values.setdefault(query, {})
+            target.update({key: float(v) for key, v in values.items() if v is not None})
+
+    def add(self, query: str, key: str, amount: float) -> None:
+        with self._lock:
+            target = self._values.setdefault(query, {})
+            target[key] = target.get(key, 0.0) + amount
+
+    def stopped(self, query: str) -> None:
+        with self._lock:
+            known = self._values.get(query, {})
+            kept = {key: value for key, value in known.items() if key in _COUNTERS}
+            self._values[query] = {**kept, "up": 0.0}
+
+    def observe_batch(self, query: str, seconds: float) -> None:
+        with self._lock:
+            counts = self._batches.setdefault(query, [0.0] * (len(BATCH_BUCKETS_S) + 2))
+            for index, bound in enumerate((*BATCH_BUCKETS_S, float("inf"))):
+                counts[index] += seconds <= bound
+            counts[-1] += seconds
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            values = {q: dict(v) for q, v in self._values.items()}
+            batches = {q: list(c) for q, c in self._batches.items()}
+        labels = ["query", "pipeline"]
+        for name, kind, text, key in METRICS:
+            family_type = GaugeMetricFamily if kind == "gauge" else CounterMetricFamily
+            family = family_type(name, text, labels=labels)
+            for query, known in sorted(values.items()):
+                if key in known:
+                    family.add_metric(query_labels(query), known[key])
+            yield family
+        summary = SummaryMetricFamily(
+            RESPONSE_TIME, "Response time of valid records", labels=labels
         )
-        self.batch_duration = Gauge("logstream_batch_duration_ms", "Last batch duration", labels)
-        self.watermark = Gauge("logstream_watermark_seconds", "Watermark (epoch s)", labels)
-        self.dropped = Gauge(
-            "logstream_rows_dropped_by_watermark", "Rows behind the watermark", labels
+        for query, known in sorted(values.items()):
+            if "rt_count" in known and "rt_sum" in known:
+                summary.add_metric(query_labels(query), known["rt_count"], known["rt_sum"])
+        yield summary
+        histogram = HistogramMetricFamily(BATCH_DURATION, "Micro-batch durations", labels=labels)
+        bounds = [str(bound) for bound in BATCH_BUCKETS_S] + ["+Inf"]
+        for query, counts in sorted(batches.items()):
+            buckets = list(zip(bounds, counts[:-1], strict=True))
+            histogram.add_metric(query_labels(query), buckets, counts[-1])
+        yield histogram
+
+
+class AlertCounters(Collector):
+    """The alert path's counters of this process (:mod:`logstream.alerts.counters`), labelled by
+    channel (a configured channel name) where they have one."""
+
+    def collect(self) -> Iterator[Metric]:
+        values = counters.samples()
+        for name, (kind, text) in counters.METRICS.items():
+            family = Metric(name.removesuffix("_total"), text, kind)
+            for metric, labels, value in values:
+                if metric == name:
+                    family.add_sample(name, labels, value)
+            yield family
+
+
+_REGISTRY = CollectorRegistry()
+_METRICS = QueryMetrics()
+_REGISTRY.register(_METRICS)
+_REGISTRY.register(AlertCounters())
+ProcessCollector(namespace="logstream", registry=_REGISTRY)  # process start time = restarts
+
+
+def metrics_registry() -> CollectorRegistry:
+    """What the exporter serves (one per process)."""
+    return _REGISTRY
+
+
+def start_metrics_server(port: int, host: str = "127.0.0.1") -> WSGIServer | None:
+    """Serve the metrics on ``host:port`` (loopback; 0 = off) from a daemon thread.
+
+    A port already in use (another job on this machine, a test) is logged once as a warning and the
+    job goes on without metrics. Returns the server (``shutdown()`` stops it), or None.
+    """
+    if not port:
+        return None
+    try:
+        server, _ = start_http_server(port, addr=host, registry=_REGISTRY)
+    except OSError as exc:
+        log.warning(
+            "Prometheus metrics are not served: %s:%d cannot be bound (%s); the job goes on "
+            "without them. Set LOGSTREAM_METRICS_PORT to a free port, or 0 to turn them off.",
+            host,
+            port,
+            exc.strerror or exc,
         )
-        self.state_rows = Gauge("logstream_state_rows", "State store rows", labels)
-        self.state_bytes = Gauge("logstream_state_memory_bytes", "State store memory", labels)
-        self.kafka_lag = Gauge("logstream_kafka_lag_records", "Latest minus processed", labels)
-        self.event_lag = Gauge("logstream_event_time_lag_seconds", "Now minus max event", labels)
-        self.heartbeat = Gauge("logstream_last_progress_seconds", "Last progress (epoch)", labels)
-        self.totals = Gauge("logstream_ingested_records", "Ingestion totals", ["query", "kind"])
-
-    @classmethod
-    def get(cls) -> _Gauges:
-        if cls._instance is None:
-            cls._instance = cls()
-        return cls._instance
-
-
-def start_metrics_server(port: int) -> None:
-    """Serve Prometheus metrics on 127.0.0.1:port (0 = off)."""
-    if port:
-        from prometheus_client import start_http_server
-
-        start_http_server(port, addr="127.0.0.1")
-        _Gauges.get()
+        return None
+    return server
 
 
 def write_status(status_dir: str | Path, name: str, status: dict) -> None:
@@ -170,7 +291,6 @@ def read_statuses(status_dir: str | Path) -> list[dict]:
 
 #: Days of progress history kept per query (the latency report needs the last few hours).
 HISTORY_DAYS = 7
-_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 
 
 def history_record(status: dict) -> dict:
@@ -255,7 +375,8 @@ def read_history(status_dir: str | Path, start: datetime, end: datetime) -> list
 
 
 class StatusListener(StreamingQueryListener):
-    """Writes one status file per query, appends its progress history, updates the gauges."""
+    """Writes one status file per query, appends its progress history and, with ``metrics``,
+    updates what the exporter serves (:class:`QueryMetrics`)."""
 
     def __init__(
         self,
@@ -263,11 +384,13 @@ class StatusListener(StreamingQueryListener):
         registry: TotalsRegistry,
         metrics: bool,
         history_days: int = HISTORY_DAYS,
+        trigger_interval_s: float | None = None,
     ) -> None:
         self.status_dir = Path(status_dir)
         self.registry = registry
         self.metrics = metrics
         self.history_days = history_days
+        self.trigger_interval_s = trigger_interval_s
         self._dropped: dict[str, int] = {}
         self._last: dict[str, dict] = {}
         self._names: dict[str, str] = {}
@@ -312,6 +435,8 @@ class StatusListener(StreamingQueryListener):
                 "started_at": event.timestamp,
             },
         )
+        if self.metrics:
+            _METRICS.set(name, up=1, heartbeat=time.time(), trigger_s=self.trigger_interval_s)
 
     def onQueryProgress(self, event) -> None:  # noqa: N802
         progress = json.loads(event.progress.json)
@@ -334,7 +459,7 @@ class StatusListener(StreamingQueryListener):
         status["state"] = "idle"
         self._emit(name, status)
         if self.metrics:
-            _Gauges.get().heartbeat.labels(name).set(time.time())
+            _METRICS.set(name, up=1, heartbeat=time.time())
 
     def onQueryTerminated(self, event) -> None:  # noqa: N802
         name = self._names.get(str(event.id), str(event.id))
@@ -342,23 +467,32 @@ class StatusListener(StreamingQueryListener):
         status["state"] = "failed" if event.exception else "terminated"
         status["exception"] = (event.exception or "")[:4000] or None
         self._emit(name, status)
+        if self.metrics:
+            _METRICS.stopped(name)
 
     def _update_gauges(self, name: str, status: dict) -> None:
-        gauges = _Gauges.get()
-        gauges.input_rate.labels(name).set(status["input_rows_per_second"] or 0)
-        gauges.processed_rate.labels(name).set(status["processed_rows_per_second"] or 0)
-        gauges.batch_duration.labels(name).set(status["batch_duration_ms"] or 0)
-        watermark = parse_iso(status["watermark"])
-        if watermark:
-            gauges.watermark.labels(name).set(watermark.timestamp())
-        gauges.dropped.labels(name).set(status["rows_dropped_by_watermark"])
-        gauges.state_rows.labels(name).set(status["state_rows"])
-        gauges.state_bytes.labels(name).set(status["state_memory_bytes"])
-        if status["kafka_lag"] is not None:
-            gauges.kafka_lag.labels(name).set(status["kafka_lag"])
-        if status["event_time_lag_seconds"] is not None:
-            gauges.event_lag.labels(name).set(status["event_time_lag_seconds"])
-        gauges.heartbeat.labels(name).set(time.time())
-        for kind, value in status["totals"].items():
-            if isinstance(value, int | float):
-                gauges.totals.labels(name, kind).set(value)
+        watermark = parse_iso(status.get("watermark"))
+        batch_s = (status.get("batch_duration_ms") or 0) / 1000.0
+        _METRICS.set(
+            name,
+            in_rate=status.get("input_rows_per_second") or 0,
+            out_rate=status.get("processed_rows_per_second") or 0,
+            batch_s=batch_s,
+            trigger_s=self.trigger_interval_s,
+            lag=status.get("kafka_lag"),
+            ev_lag=status.get("event_time_lag_seconds"),
+            wm=watermark.timestamp() if watermark else None,
+            heartbeat=time.time(),
+            up=1,
+            state_rows=status.get("state_rows"),
+            state_bytes=status.get("state_memory_bytes"),
+            dropped=status.get("rows_dropped_by_watermark"),
+        )
+        _METRICS.add(name, "input_rows", status.get("num_input_rows") or 0)
+        _METRICS.observe_batch(name, batch_s)
+        totals = {
+            _TOTAL_KEYS[key]: value
+            for key, value in (status.get("totals") or {}).items()
+            if key in _TOTAL_KEYS and isinstance(value, int | float) and not isinstance(value, bool)
+        }
+        _METRICS.set(name, **totals)

@@ -1,5 +1,6 @@
 """Background delivery with real threads and real slow sinks: ``send`` never waits for the
-receiver, a full queue drops with an error, and ``close`` reports what was left."""
+receiver; without an outbox a full queue drops with an error, with one it spills to the outbox
+and the worker delivers it later (also after a restart); ``close`` reports what was left."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from dataclasses import replace
 
 import pytest
 
+from logstream.alerts import counters
 from logstream.alerts.background import BackgroundAlertSink
 from logstream.alerts.model import Alert
-from logstream.alerts.routing import build_alert_sink
+from logstream.alerts.outbox import Outbox
+from logstream.alerts.routing import FanOutAlertSink, build_alert_sink
 from logstream.config import Settings
 from tests.helpers import Receiver
 
@@ -175,3 +178,115 @@ def test_close_with_a_hanging_sink_returns_what_was_left(gated, alert, caplog):
     worker.join(timeout=2.0)
     assert not worker.is_alive()
     assert gated.entered == ["anomaly:0"]
+
+
+# -- with the durable outbox -----------------------------------------------------------------
+
+
+class FlakySink:
+    """Refuses its first ``failures`` alerts, then records what it gets."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.received: list[str] = []
+
+    def send(self, alert: Alert) -> bool:
+        if self.failures > 0:
+            self.failures -= 1
+            return False
+        self.received.append(alert.dedup_key)
+        return True
+
+
+def wait_for(check, timeout_s: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_with_an_outbox_a_full_queue_spills_and_is_delivered_later(gated, alert, tmp_path):
+    counters.reset()
+    outbox = Outbox(tmp_path / "outbox.jsonl")
+    background = BackgroundAlertSink(gated, max_queued=1, outbox=outbox, retry_s=0.1, tick_s=0.05)
+    first, *rest = alerts_numbered(alert, 4)
+    background.send(first)
+    assert gated.wait_entered(1)  # in flight, hanging
+
+    results, elapsed = timed_sends(background, rest)
+
+    assert results == [None, None, None]  # one queued, two kept in the outbox: all accepted
+    assert elapsed < 0.5
+    assert [e["alert"]["dedup_key"] for e in outbox.entries()] == ["anomaly:2", "anomaly:3"]
+    gated.gate.set()
+    assert gated.wait_received(4)
+    assert sorted(gated.received) == ["anomaly:0", "anomaly:1", "anomaly:2", "anomaly:3"]
+    assert wait_for(lambda: not outbox.entries())
+    assert background.close(timeout_s=5.0) == 0
+    totals = counters.snapshot()
+    assert (background.spilled, background.dropped) == (2, 0)
+    assert totals["logstream_alerts_spilled_total"] == 2
+    assert totals["logstream_alerts_redelivered_total"] == 2
+    assert totals["logstream_alerts_dropped_total"] == 0
+
+
+def test_a_failing_channel_gets_the_alert_later_and_the_others_once(alert, tmp_path):
+    good, flaky = FlakySink(0), FlakySink(1)
+    fan_out = FanOutAlertSink([good, flaky], ["good", "flaky"])
+    outbox = Outbox(tmp_path / "outbox.jsonl")
+    background = BackgroundAlertSink(fan_out, outbox=outbox, retry_s=0.1, tick_s=0.05)
+
+    background.send(alert)
+
+    assert wait_for(lambda: flaky.received == ["anomaly:abc123"])
+    assert good.received == ["anomaly:abc123"]  # not sent twice
+    assert background.close(timeout_s=5.0) == 0
+    assert (background.delivered, background.failed, background.spilled) == (0, 1, 1)
+    assert outbox.entries() == []
+
+
+def test_alerts_queued_at_close_survive_a_restart(alert, tmp_path, caplog):
+    caplog.set_level(logging.WARNING, logger="logstream")
+    outbox = Outbox(tmp_path / "outbox.jsonl")
+    hanging = GatedSink(hold_s=1.0)
+    background = BackgroundAlertSink(hanging, outbox=outbox)
+    for one in alerts_numbered(alert, 3):
+        background.send(one)
+    assert hanging.wait_entered(1)
+
+    left = background.close(timeout_s=0.2)
+
+    assert left == 1  # the one in flight; the two queued are in the outbox
+    assert [e["alert"]["dedup_key"] for e in outbox.entries()] == ["anomaly:1", "anomaly:2"]
+    assert any("2 kept in the outbox" in r.getMessage() for r in caplog.records)
+    assert background.send(replace(alert, dedup_key="late")) is None  # closed: kept too
+    hanging.gate.set()
+
+    working = GatedSink()
+    working.gate.set()
+    restarted = BackgroundAlertSink(working, outbox=Outbox(tmp_path / "outbox.jsonl"))
+    assert working.wait_received(3)
+    assert restarted.close(timeout_s=5.0) == 0
+    assert working.received == ["anomaly:1", "anomaly:2", "late"]
+
+
+def test_the_job_sink_groups_a_direct_channel_and_sends_the_digest_at_close(
+    clean_env, receiver, alert, tmp_path
+):
+    settings = Settings.load(env={}, state_dir=tmp_path, alert_retries=1, alert_group_seconds=60)
+    clean_env.setenv("LOGSTREAM_ALERT_WEBHOOK_URL", f"{receiver.url}/hook")
+    background = BackgroundAlertSink(build_alert_sink("webhook,log", settings))
+    for one in alerts_numbered(alert, 4):
+        background.send(one)
+    assert wait_for(lambda: len(receiver.requests) == 1)
+    time.sleep(0.2)
+    assert len(receiver.requests) == 1  # the other three are held for the group's digest
+
+    assert background.close(timeout_s=5.0) == 0
+
+    first, summary = receiver.json_bodies()
+    assert first["dedup_key"] == "anomaly:0"
+    assert summary["details"]["dedup_keys"] == ["anomaly:1", "anomaly:2", "anomaly:3"]
+    assert summary["summary"].startswith("3 error_rate_spike alerts")

@@ -71,6 +71,7 @@ def test_webhook_posts_the_alert_as_json(clean_env, receiver, alert, alert_setti
                 "window": "2026-01-01T00:00:00/2026-01-01T00:01:00",
             },
             "created_at": "2026-01-01T00:02:00+00:00",
+            "service": "",
         }
     ]
 

@@ -78,6 +78,7 @@ def test_webhook_payload_is_the_alert_tagged_with_its_source():
         "details": {"<k>": "a&b"},
         "links": {"run": "https://airflow.local/r", "note": "<b>", "empty": ""},
         "created_at": "2026-01-01T00:02:00+00:00",
+        "service": "",
     }
 
 

@@ -33,7 +33,9 @@ def test_alert_as_dict_and_severity_label():
         "details": {"a": 1},
         "links": {},
         "created_at": "2026-01-01T00:00Z",
+        "service": "",
     }
+    assert Alert.from_dict({**alert.as_dict(), "added_later": 1}) == alert
     assert alert.severity_label == "CRITICAL"
 
 

@@ -1,6 +1,6 @@
-"""The reconciliation run: which days a request reconciles, an empty day end to end, and the
-job's argument errors. The full run against an oracle is in
-tests/integration/test_reconciliation.py."""
+"""The reconciliation run: which days a request reconciles, which days have bronze data, a day
+without it (no Spark job), a day whose bronze holds no rows, and the job's argument errors. The
+full run against an oracle is in tests/integration/test_reconciliation.py."""
 
 from __future__ import annotations
 
@@ -10,11 +10,18 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from pyspark.sql.types import StructType
 
 from logstream import catalog, schemas
-from logstream.batch.reconcile import days_to_reconcile, previous_utc_day, reconcile_day
+from logstream.batch.reconcile import (
+    days_to_reconcile,
+    has_bronze,
+    previous_utc_day,
+    reconcile_day,
+)
 from logstream.batch.reconcile_report import read_report
 from logstream.errors import ConfigError
+from logstream.storage.fs import HadoopFS
 from logstream.storage.tables import read_table
 
 D = date(2026, 11, 25)
@@ -59,30 +66,79 @@ def test_days_to_reconcile_refuses_bad_ranges_with_a_clear_message(start, end, m
         days_to_reconcile(start, end, D, date(2026, 11, 26))
 
 
-# -- a day without events ------------------------------------------------------------------------
+# -- a day without bronze data, and a day whose bronze files hold no rows ------------------------
 
 
-def test_a_day_without_events_publishes_empty_partitions_and_an_empty_report(
+def _user_event(moment: datetime) -> list:
+    row = {name: None for name in schemas.USER_EVENTS.fieldNames()}
+    row.update(
+        event_id=f"user-events:0:{moment.timestamp():.0f}",
+        event_time=moment,
+        user_id="u1",
+        action="view",
+        event_date=moment.date(),
+        event_hour=moment.hour,
+    )
+    return [row[n] for n in schemas.USER_EVENTS.fieldNames()]
+
+
+def test_which_days_have_bronze_data_is_told_by_listing_their_partitions(spark, settings, tmp_path):
+    local = settings.replace(data_root=str(tmp_path / "data"))
+    moments = [datetime(2026, 11, 20, 10, tzinfo=UTC), datetime(2026, 11, 22, 0, 0, 10, tzinfo=UTC)]
+    spark.createDataFrame([_user_event(m) for m in moments], schemas.USER_EVENTS).write.partitionBy(
+        "event_date", "event_hour"
+    ).parquet(str(tmp_path / "data" / "user_events"))
+    # a staging leftover does not count: readers skip "_" folders
+    staged = tmp_path / "data" / "user_events" / "event_date=2026-11-24" / "_staging" / "x.parquet"
+    staged.parent.mkdir(parents=True)
+    staged.write_bytes(b"")
+    expected = {
+        date(2026, 11, 19): False,  # needs 11-20's first hour only
+        date(2026, 11, 20): True,
+        date(2026, 11, 21): True,  # sliding user windows of 11-21 run into 11-22 00:00:30
+        date(2026, 11, 22): True,
+        date(2026, 11, 23): False,
+        date(2026, 11, 24): False,
+    }
+    fs = HadoopFS(spark)
+    assert {day: has_bronze(local, day) for day in expected} == expected  # plain file calls
+    assert {day: has_bronze(local, day, fs=fs) for day in expected} == expected  # Hadoop
+    assert has_bronze(settings.replace(data_root="s3a://bucket/data"), D) is None
+
+
+def test_a_day_without_bronze_data_runs_no_spark_job_and_writes_nothing(spark, settings, tmp_path):
+    local = settings.replace(data_root=str(tmp_path / "data"), reports_dir=str(tmp_path / "rep"))
+    other = datetime(2026, 11, 20, 10, tzinfo=UTC)  # bronze exists, but only for another day
+    spark.createDataFrame([_user_event(other)], schemas.USER_EVENTS).write.partitionBy(
+        "event_date", "event_hour"
+    ).parquet(str(tmp_path / "data" / "user_events"))
+    context = spark.sparkContext
+    context.setJobGroup("reconcile-empty-day", "a day without bronze data")
+    try:
+        report = reconcile_day(spark, local, D)
+        jobs = context.statusTracker().getJobIdsForGroup("reconcile-empty-day")
+    finally:
+        context.setLocalProperty("spark.jobGroup.id", None)
+
+    assert jobs == []
+    assert report == {
+        "report_date": "2026-11-25",
+        "reconciled": False,
+        "summary": "no bronze data for 2026-11-25: nothing to reconcile",
+        "totals": {"windows": 0, "windows_corrected": 0, "only_in_stream": 0},
+    }
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["user_events"]
+    assert not (tmp_path / "rep").exists()
+
+
+def test_a_day_whose_bronze_files_hold_no_rows_publishes_empty_partitions_and_report(
     spark, settings, tmp_path
 ):
     local = settings.replace(data_root=str(tmp_path / "data"), reports_dir=str(tmp_path / "rep"))
-    # bronze exists, but only for another day
-    other = datetime(2026, 11, 20, 10, tzinfo=UTC)
-    row = {name: None for name in schemas.USER_EVENTS.fieldNames()}
-    row.update(
-        event_id="user-events:0:0",
-        event_time=other,
-        user_id="u1",
-        action="view",
-        event_date=other.date(),
-        event_hour=10,
-    )
-    frame = spark.createDataFrame(
-        [[row[n] for n in schemas.USER_EVENTS.fieldNames()]], schemas.USER_EVENTS
-    )
-    frame.write.partitionBy("event_date", "event_hour").parquet(
-        str(tmp_path / "data" / "user_events")
-    )
+    # one bronze file of the day, without rows
+    partition = tmp_path / "data" / "user_events" / f"event_date={D}" / "event_hour=10"
+    columns = [f for f in schemas.USER_EVENTS.fields if f.name not in ("event_date", "event_hour")]
+    spark.createDataFrame([], StructType(columns)).coalesce(1).write.parquet(str(partition))
 
     report = reconcile_day(spark, local, D)
 

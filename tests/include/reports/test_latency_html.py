@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 
 from logstream.reports.latency_html import render_html
+from tests.include.reports.hostile import HOSTILE, assert_shown_as_text
 
 HOUR = datetime(2026, 11, 25, 13, tzinfo=UTC)
 
@@ -102,3 +103,16 @@ def test_the_page_states_the_spec_levels_it_applies():
         "(SPEC §5.1.8, on the average of end_to_end_ms and kafka_to_processed_ms): CRITICAL &gt; "
         "2000 ms, WARNING &gt; 1000, INFO &gt; 500, else OK.</p>"
     ) in page
+
+
+def test_every_hostile_name_is_text_in_the_table_the_alerts_and_the_charts():
+    rows = [
+        report_row(
+            value, "end_to_end_ms", 2500.0 if n % 2 else 300.0, "CRITICAL" if n % 2 else "OK"
+        )
+        for n, value in enumerate(HOSTILE)
+    ]
+    rows.append(report_row(HOSTILE[0], "batch_duration_ms", 900.0, None, scope="query"))
+    page = render_html(HOUR, rows, generated_at=HOUR, table="</style><script>alert(9)</script>")
+    text = assert_shown_as_text(page, shown=HOSTILE)
+    assert "</style><script>alert(9)</script>" in text

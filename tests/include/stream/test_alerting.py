@@ -34,4 +34,5 @@ def test_an_anomaly_alert_is_deduplicated_by_the_anomaly_id_and_links_its_window
             "window": "2026-03-02T10:01:00+00:00/2026-03-02T10:02:00+00:00",
         },
         created_at=alert.created_at,
+        service="api",
     )

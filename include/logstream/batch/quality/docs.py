@@ -3,15 +3,22 @@
 The context is ephemeral (the suites are built in code, nothing is kept in a GX project) with one
 local site: its index lists the latest run's validations; each run's pages stay on disk until
 :data:`DOCS_KEEP_DAYS` have passed.
+
+Sample values come from the logs, which attackers write. GX 1.x renders its page templates
+(``*.j2``) with Jinja autoescape off and HTML-escapes only string-template parameters, so the
+unexpected-values table gets each sampled value as raw HTML. :func:`escape_samples` HTML-escapes
+those values in the stored validation results before the site is rendered; the verdict keeps
+the values as they are (it is JSON, and whoever shows it escapes).
 """
 
 from __future__ import annotations
 
+import html
 import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from logstream.batch.quality.result import SuiteResult
 from logstream.config import Settings
@@ -24,6 +31,14 @@ if TYPE_CHECKING:
 DOCS_SITE = "logstream"
 #: Data Docs pages of runs older than this are deleted when a new run builds the site.
 DOCS_KEEP_DAYS = 30
+#: Result fields whose values GX pastes into the page unescaped (the unexpected-values table).
+RAW_RENDERED_FIELDS = (
+    "partial_unexpected_list",
+    "partial_unexpected_counts",
+    "partial_unexpected_index_list",
+    "unexpected_list",
+    "unexpected_index_list",
+)
 
 
 def docs_dir(settings: Settings) -> Path:
@@ -66,8 +81,9 @@ def docs_context(site_dir: Path) -> AbstractDataContext:
 
 
 def build_site(context: AbstractDataContext, site_dir: Path, results: Sequence[SuiteResult]) -> str:
-    """Render the site from the context's validations, set each result's ``docs_page``, prune
-    old pages; returns the index URL."""
+    """Render the site from the context's validations (sample values escaped), set each result's
+    ``docs_page``, prune old pages; returns the index URL."""
+    escape_samples(context)
     index = context.build_data_docs(site_names=[DOCS_SITE])[DOCS_SITE]
     pages = {}
     for key in context.validation_results_store.list_keys():
@@ -78,6 +94,37 @@ def build_site(context: AbstractDataContext, site_dir: Path, results: Sequence[S
         result.docs_page = pages.get(result.suite.replace("/", "."), "")
     prune_docs(site_dir)
     return index
+
+
+def escape_samples(context: AbstractDataContext) -> int:
+    """HTML-escape the sampled values (:data:`RAW_RENDERED_FIELDS`) of every stored validation
+    result, in the store only; returns how many results were rewritten."""
+    store = context.validation_results_store
+    rewritten = 0
+    for key in store.list_keys():
+        validation = store.get(key)
+        changed = False
+        for outcome in validation.results:
+            result = outcome.result or {}
+            for name in RAW_RENDERED_FIELDS:
+                if result.get(name):
+                    result[name] = _escaped(result[name])
+                    changed = True
+        if changed:
+            store.set(key, validation)
+            rewritten += 1
+    return rewritten
+
+
+def _escaped(value: Any) -> Any:
+    """Every string in ``value`` HTML-escaped (dict keys, our column names, are kept)."""
+    if isinstance(value, str):
+        return html.escape(value, quote=True)
+    if isinstance(value, dict):
+        return {key: _escaped(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_escaped(item) for item in value]
+    return value
 
 
 def prune_docs(site_dir: Path, keep_days: int = DOCS_KEEP_DAYS, now: float | None = None) -> int:

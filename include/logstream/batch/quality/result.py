@@ -12,6 +12,7 @@ from typing import Any
 
 from logstream.config import Settings
 from logstream.errors import LogstreamError
+from logstream.reports import page_safe_json
 from logstream.storage.fs import write_local_text
 
 
@@ -111,9 +112,10 @@ def result_path(settings: Settings, day: date) -> Path:
 
 
 def write_result(settings: Settings, result: QualityResult) -> Path:
-    """Write the verdict to ``<reports_dir>/quality/<day>.json`` (atomically replaced)."""
+    """Write the verdict to ``<reports_dir>/quality/<day>.json`` (atomically replaced; sample
+    values from the logs kept as they are, the text safe to embed in a page)."""
     path = result_path(settings, date.fromisoformat(result.day))
-    write_local_text(path, json.dumps(result.to_dict(), indent=2) + "\n")
+    write_local_text(path, page_safe_json.dumps(result.to_dict()) + "\n")
     return path
 
 

@@ -4,13 +4,22 @@ local folder, and pruned of old pages."""
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from logstream.batch.quality.docs import docs_dir, prune_docs
 from logstream.errors import ConfigError
-from tests.include.batch.quality.support import error_rate_row, validate
+from tests.include.batch.quality.support import (
+    DAY,
+    T0,
+    error_rate_row,
+    event_row,
+    failed,
+    validate,
+)
+from tests.include.reports.hostile import HOSTILE, assert_shown_as_text
 
 
 def test_docs_site_links_each_suite(run, spark, settings):
@@ -39,3 +48,60 @@ def test_prune_docs_keeps_recent_pages(tmp_path):
     os.utime(new, (now - 29 * 86_400, now - 29 * 86_400))
     assert prune_docs(tmp_path, keep_days=30, now=now) == 1
     assert not old.parent.exists() and new.exists()
+
+
+# -- hostile sample values ------------------------------------------------------------------------
+
+
+def pl_row(minute: int, **changes) -> dict:
+    """A consistent ``processing_latency`` row (ms)."""
+    start = T0 + timedelta(minutes=minute)
+    row = {
+        "window_start": start,
+        "window_end": start + timedelta(minutes=1),
+        "service": "api",
+        "record_count": 2,
+        "avg_latency_ms": 150.0,
+        "max_latency_ms": 200.0,
+        "min_latency_ms": 100.0,
+        "alert_level": "OK",
+        "window_date": DAY,
+    }
+    row.update(changes)
+    return row
+
+
+def _page(outcome) -> str:
+    assert outcome.docs_page.startswith("file://")
+    return Path(outcome.docs_page.removeprefix("file://").split("?")[0]).read_text()
+
+
+def test_data_docs_show_hostile_sample_values_as_text(run, spark, settings):
+    """GX 1.x pastes sampled values into its pages unescaped; the site escapes them first."""
+    levels = [
+        pl_row(minute, service=value, alert_level=value) for minute, value in enumerate(HOSTILE)
+    ]
+    latency = validate(run, spark, settings, "processing_latency", levels)
+    events = [
+        event_row(n, event_id=value, service=value, path=value, user_agent=value, user_id=value)
+        for n, value in enumerate([*HOSTILE, *HOSTILE])  # each id twice: not unique
+    ]
+    bronze = validate(run, spark, settings, "events", events)
+    assert ("expect_column_values_to_be_in_set", "alert_level") in failed(latency)
+    assert ("expect_column_values_to_be_unique", "event_id") in failed(bronze)
+    # the verdict keeps the values as they are
+    samples = {
+        str(item.get("alert_level"))
+        for failure in latency.failures
+        if failure.column == "alert_level"
+        for item in failure.sample
+    }
+    assert samples == set(HOSTILE)
+
+    run.build_docs([latency, bronze])
+
+    assert_shown_as_text(_page(latency), shown=HOSTILE, own_scripts=True)
+    # five sampled rows of ten duplicates: some of the values, each shown as text
+    shown = assert_shown_as_text(_page(bronze), shown=(), own_scripts=True)
+    assert sum(value in shown for value in HOSTILE) >= 2
+    assert_shown_as_text((run.site_dir / "index.html").read_text(), shown=(), own_scripts=True)

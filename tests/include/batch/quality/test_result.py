@@ -17,6 +17,7 @@ from logstream.batch.quality.result import (
     write_result,
 )
 from logstream.errors import LogstreamError
+from tests.include.reports.hostile import HOSTILE
 
 
 def verdict() -> QualityResult:
@@ -75,6 +76,15 @@ def test_written_result_reads_back(settings, tmp_path):
     assert path == result_path(local, day) == tmp_path / "quality" / "2026-01-14.json"
     assert [p.name for p in path.parent.iterdir()] == ["2026-01-14.json"]  # no partial file left
     assert load_result(local, day) == verdict()
+
+
+def test_hostile_sample_values_read_back_as_they_were_from_embeddable_text(settings, tmp_path):
+    local = settings.replace(reports_dir=str(tmp_path))
+    result = verdict()
+    result.suites[1].failures[0].sample = [{"service": value} for value in HOSTILE]
+    path = write_result(local, result)
+    assert not {"<", ">", "&"} & set(path.read_text())
+    assert load_result(local, date(2026, 1, 14)) == result
 
 
 DAY = date(2026, 1, 14)

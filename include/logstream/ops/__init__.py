@@ -1,0 +1,1 @@
+"""Servers the project runs beside Kafka."""

@@ -29,6 +29,7 @@ from logstream.errors import LogstreamError
 from logstream.runtime.spark import build_spark_session
 from logstream.stream.job import RunOptions, run_pipeline, stop_all
 from logstream.stream.status import StatusListener, TotalsRegistry, start_metrics_server
+from logstream.timeutil import interval_ms
 
 #: How long queued alerts may take to go out at shutdown (the supervisor's stop grace is longer).
 ALERT_FLUSH_S = 10.0
@@ -94,7 +95,12 @@ def main(argv: list[str] | None = None) -> int:
     spark = build_spark_session("logstream-stream", settings)
     registry = TotalsRegistry()
     spark.streams.addListener(
-        StatusListener(settings.status_dir, registry, metrics=bool(settings.metrics_port))
+        StatusListener(
+            settings.status_dir,
+            registry,
+            metrics=bool(settings.metrics_port),
+            trigger_interval_s=interval_ms(settings.trigger_interval) / 1000,
+        )
     )
     start_metrics_server(settings.metrics_port)
     options = RunOptions(pipelines=pipelines, available_now=args.available_now)

@@ -7,6 +7,7 @@ once high-water mark - delay reaches its end, and rows later than the delay stay
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from logstream import catalog, schemas
@@ -50,13 +51,34 @@ def test_a_watermark_that_does_not_move_finalizes_nothing():
 def test_each_group_follows_its_own_delay():
     state = {"error_rate": ms(12, 0), "ip_patterns": ms(11, 55)}
     work, through = finalize.plan([MINUTE_GROUP, FIVE_MINUTE_GROUP], state, ms(12, 7), ms(12, 6))
+    # 12:07 - 10 min = 11:57: ip_patterns' watermark moves, though no 5-minute window ends in
+    # (11:55, 11:57]: nothing to compute for it
     assert [(w.name, w.after_ms, w.through_ms) for w in work] == [
         ("error_rate", ms(12, 0), ms(12, 2)),
-        # 12:07 - 10 min = 11:57: the watermark moved, though no 5-minute window ends yet
-        ("ip_patterns", ms(11, 55), ms(11, 57)),
     ]
-    assert work[1].rows_from_ms == ms(11, 50)
     assert through == {"error_rate": ms(12, 2), "ip_patterns": ms(11, 57)}
+    # 12:11 - 10 min = 12:01: the window ending 12:00 is final now
+    work, through = finalize.plan([FIVE_MINUTE_GROUP], through, ms(12, 11), ms(12, 10))
+    assert [(w.name, w.after_ms, w.through_ms) for w in work] == [
+        ("ip_patterns", ms(11, 57), ms(12, 1))
+    ]
+    assert work[0].rows_from_ms == ms(11, 52)
+
+
+def test_a_window_closes_when_its_end_is_in_the_span_the_watermark_moved_over():
+    tumbling = catalog.FAMILY_BY_NAME["ip_patterns"]  # 5-minute windows, ends on 5-minute marks
+    assert finalize.closes_window(tumbling, ms(11, 55), ms(12, 0))  # ends at 12:00 exactly
+    assert not finalize.closes_window(tumbling, ms(12, 0), ms(12, 4, 59))
+    assert not finalize.closes_window(tumbling, ms(11, 55, 1), ms(11, 59, 59))
+    assert finalize.closes_window(tumbling, ms(11, 59, 59), ms(12, 0))
+    # sliding: 5-minute windows every minute end on every minute mark
+    sliding = replace(tumbling, slide="1 minute")
+    assert finalize.closes_window(sliding, ms(12, 0, 30), ms(12, 1))
+    assert not finalize.closes_window(sliding, ms(12, 1), ms(12, 1, 59))
+    # a window that is not a multiple of its slide: 90 s windows every minute end at :30
+    odd = replace(tumbling, window="90 seconds", slide="1 minute")
+    assert finalize.closes_window(odd, ms(12, 0, 29), ms(12, 0, 30))
+    assert not finalize.closes_window(odd, ms(12, 0, 30), ms(12, 1, 29))
 
 
 def test_a_group_added_to_a_running_stream_without_on_time_rows_starts_at_the_watermark():

@@ -12,8 +12,9 @@ independent oracle.
    the 8 s ones, depending on the micro-batch they land in);
 3. SIGKILL of the whole job at an instant when a micro-batch has bronze events staged but not
    committed, a restart on the same checkpoint while the traffic goes on; once the new process
-   finalizes windows again, a second SIGKILL at an instant when a micro-batch has final windows
-   staged in a metric table, and a second restart;
+   finalizes windows again, a second SIGKILL at an instant when a round has final windows
+   staged in a metric table, and a second restart; then the broker stopped for 10 s and started
+   again under the running job (which must not die, and must finalize windows again);
 4. after the traffic, one record 35 s ahead of the clock moves the event-time high-water mark
    past every window of the traffic, so they are all final; the job is stopped with SIGTERM.
 
@@ -59,6 +60,7 @@ RATE = 500  # records per second
 TRAFFIC_S = 80  # at least this long, and at least LIVE_AFTER_RESTART_S after the last restart
 LIVE_AFTER_RESTART_S = 15  # windows finalized live by the last process
 KILL_AFTER_BATCH = 2  # the first SIGKILL hits a later micro-batch than this one
+BROKER_DOWN_S = 10  # the broker's outage after the second restart
 #: family -> (window, watermark delay) in seconds: a window is final every few seconds
 SPANS = {
     "response_time": (10, 4),
@@ -219,6 +221,18 @@ def live_run(kafka_broker, settings, tmp_path_factory):
                 f"windows finalized after the restart that followed the SIGKILL while {what}",
                 job,
             )
+        # the broker goes away under the running job and the sender, and comes back on the
+        # same ports and log folder: the job waits and resumes by itself
+        kafka_broker.stop()
+        down = datetime.now(UTC)
+        time.sleep(BROKER_DOWN_S)
+        kafka_broker.start()
+        wait_for(
+            lambda: (_final_through(run) or down) > down + timedelta(seconds=10),
+            300,
+            "windows finalized after the broker came back (the job must not die meanwhile)",
+            job,
+        )
         caught_up = time.time()
         time.sleep(max(LIVE_AFTER_RESTART_S, TRAFFIC_S - (caught_up - started)))
         stats = load.stop()

@@ -199,11 +199,14 @@ class BatchTableWriter:
 
     def write(self, frame: DataFrame, batch_id: int) -> bool:
         """Write ``frame`` as batch ``batch_id``; returns False if it was already committed."""
-        if self.is_committed(batch_id):
-            log.info("batch already committed", extra={"table": self.table_path, "batch": batch_id})
-            return False
         staging = f"{self.table_path}/_staging/{self.writer_name}/{batch_id}"
         manifest_path = f"{self._commits}/{batch_id}.manifest"
+        if self.is_committed(batch_id):
+            log.info("batch already committed", extra={"table": self.table_path, "batch": batch_id})
+            # an attempt stopped between its commit marker and its clean-up leaves these
+            self.fs.delete(manifest_path, recursive=False)
+            self.fs.delete(staging)
+            return False
         self._undo(manifest_path, staging)
 
         parquet_writer(frame, self.partition_by).parquet(staging)

@@ -23,6 +23,7 @@ static frames and runs the finalizer's rounds inline (``background=False``).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 
 from pyspark.sql import DataFrame, SparkSession
@@ -86,7 +87,11 @@ class IngestBatchHandler:
         self.thresholds = thresholds
         self.registry = registry
         self.alert_sink = alert_sink
-        self.memory = BatchMemory(spark, settings, pipeline.events_table, groups, thresholds)
+        # the traffic totals (errors, response times) come from the same cached rows
+        traffic = tuple(c for c in landing.TRAFFIC_COLUMNS if c in pipeline.events_schema.names)
+        self.memory = BatchMemory(
+            spark, settings, pipeline.events_table, groups, thresholds, carried=traffic
+        )
         self.finalizer = Finalizer(
             spark, settings, self.query_name, self.checkpoint, self.query_id, self.families,
             self.memory, thresholds, alert_sink, on_commit=self._publish_final,
@@ -94,6 +99,8 @@ class IngestBatchHandler:
         self.background = background
         self._writers: dict[str, BatchTableWriter] | None = None
         self.timeline = Timeline()
+        self._landed_anomalies = 0  # the late-data users' (the finalizer counts its own)
+        self._saved: tuple[int, IngestState] | None = None  # the last state saved, by batch
 
     def start(self) -> None:
         """Start the finalizer's thread (``background`` handlers)."""
@@ -130,11 +137,10 @@ class IngestBatchHandler:
         use_pool(self.spark, LANDING_POOL)
         self.timeline = timeline = Timeline()
         with timeline.stage("state_load"):
-            state = IngestState.load(self.fs, self.state_folder, batch_id)
+            state = self._load_state(batch_id)
         if not self.memory.continues(batch_id):
             # a new process or a replay: rows landed before come from bronze, in a round
-            landed_before = state.max_event_time_ms is not None
-            self.memory.begin(self.batch_time_ms(batch_id), landed_before)
+            self.memory.begin(self.batch_time_ms(batch_id), state.max_event_time_ms)
             self.finalizer.reset()
         found: list[anomalies.Row] = []
         try:
@@ -143,11 +149,14 @@ class IngestBatchHandler:
                 writes = self._land(parsed, batch_id, state, found)
                 run_parallel(self.spark, LANDING_POOL, writes, workers=len(writes))
             finally:
-                parsed.unpersist()
+                with timeline.stage("unpersist"):
+                    parsed.unpersist()
             with timeline.stage("state_save"):
                 state.save(self.fs, self.state_folder, batch_id)
+            self._saved = (batch_id, copy.deepcopy(state))
         except BaseException:
             self.memory.forget()
+            self._saved = None
             raise
         for alert in anomaly_alerts(found, table_path(self.settings, "anomalies")):
             self.alert_sink.send(alert)
@@ -156,14 +165,23 @@ class IngestBatchHandler:
         self._publish(state)
         timeline.log(self.query_name, batch_id)
 
+    def _load_state(self, batch_id: int) -> IngestState:
+        """The state after the batch before ``batch_id``: the one this handler saved last, when
+        it is that batch's, else from the checkpoint (a new process, a replay)."""
+        if self._saved is not None and self._saved[0] == batch_id - 1:
+            return copy.deepcopy(self._saved[1])
+        return IngestState.load(self.fs, self.state_folder, batch_id)
+
     def _publish(self, state: IngestState) -> None:
         """Counters and watermarks for the status file (see :class:`StatusListener`)."""
         high_water = state.max_event_time_ms
         threshold = landing.late_threshold_ms(self.delays)
+        self._landed_anomalies = state.totals.get("anomalies", 0)
         self.registry.update(
             self.query_name,
             {
                 **state.totals,
+                "anomalies": self._landed_anomalies + self.finalizer.log.anomalies,
                 "max_event_time": _iso(high_water),
                 "watermark": _iso(high_water - threshold)
                 if high_water is not None and self.delays
@@ -176,7 +194,8 @@ class IngestBatchHandler:
     def _publish_final(self, final_through: dict[str, int]) -> None:
         """Each group's watermark as of the finalizer's last committed round."""
         through = {name: _iso(ms) for name, ms in final_through.items()}
-        self.registry.update(self.query_name, {"final_through": through})
+        found = self._landed_anomalies + self.finalizer.log.anomalies
+        self.registry.update(self.query_name, {"final_through": through, "anomalies": found})
 
     def _land(
         self, parsed: DataFrame, batch_id: int, state: IngestState, found: list[anomalies.Row]
@@ -210,6 +229,10 @@ class IngestBatchHandler:
             state.first_on_time_ms = stats["min_on_time_ms"]
         state.totals["valid"] += stats["valid"]
         state.totals["late"] += stats["late"]
+        measured = stats.asDict()
+        for key in landing.TRAFFIC_TOTALS:
+            if key in measured:  # (a state saved before a total existed lacks it)
+                state.totals[key] = state.totals.get(key, 0) + (measured[key] or 0)
         self.memory.add(piece, batch_id)
         self.finalizer.landed(
             Landed(batch_id, state.max_event_time_ms, stats["min_on_time_ms"],
@@ -234,6 +257,7 @@ class IngestBatchHandler:
             with self.timeline.stage("late_users"):
                 found.extend(self._late_users(late, state))
                 self._write_anomalies(batch_id, found)
+                state.totals["anomalies"] = state.totals.get("anomalies", 0) + len(found)
 
         # independent tables: their Spark jobs run side by side (none for an empty frame)
         writes: list[Callable[[], None]] = [quarantine]

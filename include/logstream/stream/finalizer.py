@@ -90,6 +90,7 @@ class RoundLog:
     done: int = 0  # the last committed round
     final_through: dict[str, int] = field(default_factory=dict)
     through_batch: int = -1  # the last batch a committed round finalized through
+    anomalies: int = 0  # found by the committed rounds, in all
 
     def load(self) -> Round | None:
         """Read the last committed round; return the plan to run again, if one was cut short."""
@@ -103,6 +104,7 @@ class RoundLog:
             record = json.loads(self.fs.read_text(f"{self.folder}/{self.done}.done") or "{}")
             self.final_through = record["final_through"]
             self.through_batch = record["through_batch"]
+            self.anomalies = record.get("anomalies", 0)
         if self.done + 1 in numbers["plan"]:
             return Round(**json.loads(self.fs.read_text(f"{self.folder}/{self.done + 1}.plan")))
         return None
@@ -110,10 +112,16 @@ class RoundLog:
     def plan(self, planned: Round) -> None:
         self.fs.write_text(f"{self.folder}/{planned.number}.plan", json.dumps(asdict(planned)))
 
-    def commit(self, planned: Round, final_through: dict[str, int]) -> None:
-        record = {"final_through": final_through, "through_batch": planned.through_batch}
+    def commit(self, planned: Round, final_through: dict[str, int], found: int) -> None:
+        """Commit the round; ``found``: the anomalies it wrote."""
+        record = {
+            "final_through": final_through,
+            "through_batch": planned.through_batch,
+            "anomalies": self.anomalies + found,
+        }
         self.fs.write_text(f"{self.folder}/{planned.number}.done", json.dumps(record))
         self.done, self.final_through = planned.number, final_through
+        self.anomalies = record["anomalies"]
         self.through_batch = planned.through_batch
         if planned.number % 50 == 0:
             for name in self.fs.list_names(self.folder):
@@ -210,9 +218,15 @@ class Finalizer:
                 from self.error  # fmt: skip
 
     def run_pending(self) -> None:
-        """Run rounds on this thread until every landed batch is finalized through."""
+        """Run rounds on this thread until every landed batch is finalized through (a round
+        that fails is run again as planned by the next call)."""
         while (planned := self._next()) is not None:
-            self._run(planned)
+            try:
+                self._run(planned)
+            except BaseException:
+                with self._lock:
+                    self._loaded = False  # read the plan back: never plan that round anew
+                raise
 
     def _loop(self) -> None:
         use_pool(self.spark, FINALIZE_POOL)
@@ -266,13 +280,13 @@ class Finalizer:
         timeline = Timeline()
         work, after = planned.work(self.groups)
         with timeline.stage("restore"):
-            self.memory.restore(work, after, planned.high_water_ms)
+            self.memory.restore(work, after)
         found = self._finalize(planned.number, work, timeline) if work else []
         if found:
             with timeline.stage("anomalies"):
                 frame = self.spark.createDataFrame(found, anomalies.ANOMALIES)
                 self.writers()["anomalies"].write(frame, planned.number)
-        self.log.commit(planned, after)
+        self.log.commit(planned, after, len(found))
         with self._lock:
             self._redo = None
         self.memory.release(finalize.keep_from(self.groups, after))

@@ -103,7 +103,10 @@ class BatchMemory:
         events_table: str,
         groups: list[tuple[catalog.Family, ...]],
         thresholds: anomalies.Thresholds,
+        carried: tuple[str, ...] = (),
     ) -> None:
+        """``carried``: more bronze columns to keep than the metrics read (the landing's
+        statistics read them from the same cached rows)."""
         self.spark = spark
         self.settings = settings
         self.events_table = events_table
@@ -112,24 +115,29 @@ class BatchMemory:
         self.max_delay_ms = max((group[0].delay_ms for group in groups), default=0)
         #: the bronze columns open windows need: what the metrics read, time and lateness
         self.columns = list(
-            dict.fromkeys([*aggregate.input_columns(groups), "event_time", "lateness_ms"])
+            dict.fromkeys([*aggregate.input_columns(groups), "event_time", "lateness_ms", *carried])
         )
         self.pieces: list[finalize.OpenRows] = []
         self.histories: dict[str, anomalies.KeyHistory] = {}  # by rule kind
         self.through_batch: int | None = None  # the last batch landed into the memory
-        #: rows landed before this processing time are in bronze only (None: nothing to read)
+        #: rows landed before this processing time are in bronze only (None: nothing to read),
+        #: with event times up to ``restore_through_ms``
         self.restore_before_ms: int | None = None
+        self.restore_through_ms = 0
         self._lock = threading.Lock()
 
     def continues(self, batch_id: int) -> bool:
         """The memory is that of the batch before ``batch_id`` (not a new process or a replay)."""
         return self.through_batch == batch_id - 1
 
-    def begin(self, batch_time_ms: int, landed_before: bool) -> None:
+    def begin(self, batch_time_ms: int, high_water_ms: int | None) -> None:
         """Start again at a batch with this processing time (a new process, or a replay): the
-        pieces go, and the rows of earlier batches, if any landed, come from bronze."""
+        pieces go, and the rows of earlier batches, if any landed (``high_water_ms``: their
+        largest event time), come from bronze."""
         self.forget()
-        self.restore_before_ms = batch_time_ms if landed_before else None
+        if high_water_ms is not None:
+            self.restore_before_ms = batch_time_ms
+            self.restore_through_ms = high_water_ms
 
     def forget(self) -> None:
         """Release everything."""
@@ -161,14 +169,14 @@ class BatchMemory:
         for piece in dropped:
             piece.frame.unpersist()
 
-    def restore(
-        self, work: list[finalize.Finalization], after: dict[str, int], high_water_ms: int
-    ) -> None:
+    def restore(self, work: list[finalize.Finalization], after: dict[str, int]) -> None:
         """The open windows' rows landed before this process, from bronze, once (by the first
         round of a process).
 
         They start where the earliest window that is not final yet (or that ``work`` finalizes)
-        can start; they are the bronze rows stamped before the process's first batch.
+        can start; they are the bronze rows stamped before the process's first batch, up to
+        the high-water mark those batches reached (not the round's: a round planned by an
+        earlier process may finalize through less than what landed before this one).
         """
         before = self.restore_before_ms
         if before is None:
@@ -179,6 +187,7 @@ class BatchMemory:
             starts.append(keep)
         if starts:
             lo = min(starts)
+            high_water_ms = self.restore_through_ms
             span = (from_ms(lo), from_ms(high_water_ms + 1))
             frame = (
                 read_bronze(self.spark, self.settings, self.events_table, span)

@@ -60,7 +60,8 @@ def plan(
     high_water_ms: int | None,
     batch_min_ms: int | None,
 ) -> tuple[list[Finalization], dict[str, int]]:
-    """Which windows each group finalizes now, and every group's watermark afterwards.
+    """Which windows each group finalizes now (only groups with a window ending in the span:
+    :func:`closes_window`), and every group's watermark afterwards.
 
     ``final_through`` maps a group name to the watermark up to which its windows were emitted;
     ``high_water_ms`` is the largest event time landed so far (this batch included);
@@ -83,9 +84,22 @@ def plan(
             through_after[name] = after
         if through <= after:
             continue
-        work.append(Finalization(group, after, through))
         through_after[name] = through
+        if closes_window(group[0], after, through):
+            work.append(Finalization(group, after, through))
     return work, through_after
+
+
+def closes_window(family: catalog.Family, after_ms: int, through_ms: int) -> bool:
+    """Whether a window of ``family`` ends in ``(after_ms, through_ms]``: otherwise moving its
+    watermark over that span finalizes nothing, and needs no Spark job.
+
+    Windows start at every multiple of the slide (the window length when tumbling) counted from
+    the epoch, so they end at ``k * slide + window``.
+    """
+    size = interval_ms(family.window)
+    slide = interval_ms(family.slide) if family.slide else size
+    return (through_ms - size) // slide > (after_ms - size) // slide
 
 
 @dataclass(frozen=True)

@@ -44,32 +44,33 @@ def bronze_rows(
         else F.lit(None)
     )
 
-    def transform(parsed: DataFrame) -> DataFrame:
-        return (
-            parsed.transform(parsing.valid_events)
-            .withColumn("processing_time", processing_time(batch_time_ms))
-            .withColumn("lateness_ms", lateness.cast("long"))
-            .withColumn("event_date", F.to_date("event_time"))
-            .withColumn("event_hour", F.hour("event_time"))
-            .select(*events_schema.fieldNames())
-        )
-
-    return transform
+    stamped = {
+        "processing_time": processing_time(batch_time_ms),
+        "lateness_ms": lateness.cast("long"),
+        "event_date": F.to_date("event_time"),
+        "event_hour": F.hour("event_time"),
+    }
+    # one projection (each withColumn would analyze the whole parse plan again)
+    columns = [
+        stamped[name].alias(name) if name in stamped else F.col(name)
+        for name in events_schema.fieldNames()
+    ]
+    return lambda parsed: parsed.transform(parsing.valid_events).select(*columns)
 
 
 def quarantine_rows(batch_time_ms: int) -> Callable[[DataFrame], DataFrame]:
     """The rejected records of a parsed batch as ``quarantine`` rows, partitioned by the day of
     their Kafka timestamp."""
 
-    def transform(parsed: DataFrame) -> DataFrame:
-        return (
-            parsed.transform(parsing.rejected_records)
-            .withColumn("processing_time", processing_time(batch_time_ms))
-            .withColumn("quarantine_date", F.to_date("kafka_timestamp"))
-            .select(*schemas.QUARANTINE.fieldNames())
-        )
-
-    return transform
+    stamped = {
+        "processing_time": processing_time(batch_time_ms),
+        "quarantine_date": F.to_date("kafka_timestamp"),
+    }
+    columns = [
+        stamped[name].alias(name) if name in stamped else F.col(name)
+        for name in schemas.QUARANTINE.fieldNames()
+    ]
+    return lambda parsed: parsed.transform(parsing.rejected_records).select(*columns)
 
 
 def late_threshold_ms(delays: Delays) -> int:
@@ -96,17 +97,38 @@ def batch_stats(delays: Delays) -> Callable[[DataFrame], DataFrame]:
     """One row of statistics over a batch's bronze rows (any frame with ``event_time`` and
     ``lateness_ms``): ``max_ms`` (the largest event time), ``min_on_time_ms`` (the smallest
     event time that is not late), ``min_usable_ms`` (the smallest one within the largest delay,
-    that some metric can still use), ``valid`` (rows) and ``late`` (late rows)."""
+    that some metric can still use), ``valid`` (rows) and ``late`` (late rows); for log events
+    also ``errors`` (status code 400 or above) and ``response_time_sum_s`` /
+    ``response_time_count`` (the traffic totals the status file and Prometheus export)."""
     late = is_late(delays)
     usable = within_delay(max((delay for _, delay in delays), default=0))
     event_ms = F.unix_millis("event_time")
-    return lambda bronze: bronze.agg(
-        F.max(event_ms).alias("max_ms"),
-        F.min(F.when(~F.coalesce(late, F.lit(False)), event_ms)).alias("min_on_time_ms"),
-        F.min(F.when(usable, event_ms)).alias("min_usable_ms"),
-        F.count(F.lit(1)).alias("valid"),
-        F.count(F.when(late, 1)).alias("late"),
-    )
+
+    def transform(bronze: DataFrame) -> DataFrame:
+        traffic = []
+        if "status_code" in bronze.columns:
+            traffic.append(F.count(F.when(F.col("status_code") >= 400, 1)).alias("errors"))
+        if "response_time" in bronze.columns:
+            traffic += [
+                F.coalesce(F.sum("response_time"), F.lit(0.0)).alias("response_time_sum_s"),
+                F.count("response_time").alias("response_time_count"),
+            ]
+        return bronze.agg(
+            F.max(event_ms).alias("max_ms"),
+            F.min(F.when(~F.coalesce(late, F.lit(False)), event_ms)).alias("min_on_time_ms"),
+            F.min(F.when(usable, event_ms)).alias("min_usable_ms"),
+            F.count(F.lit(1)).alias("valid"),
+            F.count(F.when(late, 1)).alias("late"),
+            *traffic,
+        )
+
+    return transform
+
+
+#: the traffic totals :func:`batch_stats` adds for log events (summed into the query's totals),
+#: and the bronze columns they read
+TRAFFIC_TOTALS = ("errors", "response_time_sum_s", "response_time_count")
+TRAFFIC_COLUMNS = ("status_code", "response_time")
 
 
 def late_user_counts(late: DataFrame) -> DataFrame:

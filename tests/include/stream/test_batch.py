@@ -308,6 +308,10 @@ def test_the_handler_publishes_its_totals_and_watermarks(steps):
         "valid": 5,
         "quarantined": 1,
         "late": 0,
+        "errors": 1,  # the 500 at 10:01:10
+        "response_time_sum_s": 0.0,  # no record carries a response time
+        "response_time_count": 0,
+        "anomalies": 2,  # the spike at 10:01 and the DDoS at 10:00
         "max_event_time": f"{DAY}T10:15:30Z",
         "watermark": f"{DAY}T10:10:30Z",
         "final_through": {"error_rate": f"{DAY}T10:10:30Z", "ip_requests": f"{DAY}T10:05:30Z"},
@@ -361,6 +365,10 @@ def test_a_restarted_handler_resumes_the_high_water_mark_and_the_final_windows(s
         "valid": 12,
         "quarantined": 1,
         "late": 2,
+        "errors": 3,  # 10:01:10, 10:17:00, 10:12:30
+        "response_time_sum_s": 0.0,
+        "response_time_count": 0,
+        "anomalies": 5,  # 2 of batch 0, the late user of batch 1, the 2 spikes of batch 2
         "max_event_time": f"{DAY}T10:23:00Z",
         "watermark": f"{DAY}T10:18:00Z",
         "final_through": {"error_rate": f"{DAY}T10:18:00Z", "ip_requests": f"{DAY}T10:13:00Z"},

@@ -119,6 +119,21 @@ def test_batch_stats_count_and_bound_the_landed_rows(spark):
     }
 
 
+def test_batch_stats_of_log_events_count_errors_and_sum_response_times(spark):
+    at = datetime(2026, 3, 2, 10, 1, tzinfo=UTC)
+    bronze = spark.createDataFrame(
+        [(at, None, 200, 0.25), (at, None, 404, None), (at, None, 500, 1.5), (at, None, 399, 2.0)],
+        "event_time timestamp, lateness_ms long, status_code int, response_time double",
+    )
+    stats = bronze.transform(landing.batch_stats(DELAYS)).first().asDict()
+    assert (stats["errors"], stats["response_time_sum_s"], stats["response_time_count"]) == (
+        2,  # 404 and 500; 399 is not an error
+        3.75,
+        3,  # the 404 has no response time
+    )
+    assert set(landing.TRAFFIC_TOTALS) <= set(stats)
+
+
 def test_batch_stats_of_an_empty_batch_are_null_and_zero(spark):
     bronze = spark.createDataFrame([], "event_time timestamp, lateness_ms long")
     stats = bronze.transform(landing.batch_stats(DELAYS)).first().asDict()

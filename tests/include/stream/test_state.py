@@ -7,6 +7,8 @@ through the handler in test_batch.py (the restart step).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from logstream import catalog
@@ -101,3 +103,36 @@ def test_releasing_drops_the_rows_no_open_window_can_hold(spark, settings):
     assert edge.frame.is_cached and new.frame.is_cached
     kept.forget()
     assert kept.pieces == [] and not edge.frame.is_cached and not new.frame.is_cached
+
+
+def test_a_new_process_restores_every_row_landed_before_it_once(spark, settings, tmp_path):
+    """Rows of the batches before the process (processing time before its first batch's), up
+    to the high-water mark they reached, even when the first round (planned by an earlier
+    process) finalizes through less; never the rows of the process's own batches."""
+    run = settings.replace(data_root=str(tmp_path / "data"))
+    day = datetime(2026, 3, 2, tzinfo=UTC)
+
+    def at(minute: int, second: int = 0) -> datetime:
+        return day.replace(hour=10, minute=minute, second=second)
+
+    rows = [  # event time, processing time (batch), lateness
+        (at(0, 10), at(0, 30), None),
+        (at(0, 50), at(1, 0), 5_000),  # landed after the round's high-water mark (10:00:40)
+        (at(1, 5), at(1, 30), 1_000),  # landed by the new process's own first batch: not read
+        (at(0, 20), at(1, 0), 9 * MINUTE),  # later than every delay: no metric reads it
+    ]
+    frame = spark.createDataFrame(
+        [(t, "api", 200, late, p, t.date(), t.hour) for t, p, late in rows],
+        "event_time timestamp, service string, status_code int, lateness_ms long, "
+        "processing_time timestamp, event_date date, event_hour int",
+    )
+    frame.write.partitionBy("event_date", "event_hour").parquet(f"{run.data_root}/events")
+    kept = memory(spark, run)  # error_rate: 1-minute windows, 5-minute delay
+    kept.begin(int(at(1, 30).timestamp() * 1000), int(at(0, 50).timestamp() * 1000))
+    # a round planned by the earlier process through 10:00:40 - 5 min: nothing final yet
+    kept.restore([], {"error_rate": int(at(0, 0).timestamp() * 1000) - 5 * MINUTE})
+    restored = sorted(r["event_time"] for r in kept.pieces[0].frame.collect())
+    assert restored == [at(0, 10).replace(tzinfo=None), at(0, 50).replace(tzinfo=None)]
+    kept.restore([], {})  # once per process
+    assert len(kept.pieces) == 1
+    kept.forget()

@@ -24,18 +24,8 @@ MAX_ANOMALIES = 500
 SAMPLES_PER_REASON = 5
 SAMPLE_CHARS = 300
 
-_ANOMALY_COLUMNS = (
-    "anomaly_id",
-    "kind",
-    "entity",
-    "window_start",
-    "window_end",
-    "observed",
-    "threshold",
-    "baseline",
-    "severity",
-    "detail",
-)
+#: the anomalies table's columns the page lists (window_date is the day folder, already chosen)
+_ANOMALY_COLUMNS = tuple(name for name in rules.ANOMALY_COLUMNS if name != "window_date")
 #: kind -> the metric family its rule reads
 _FAMILY_OF_KIND = {rule.kind: rule.family for rule in (*rules.HISTORY_RULES, *rules.FILTER_RULES)}
 

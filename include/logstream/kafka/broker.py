@@ -1,9 +1,10 @@
 """A single-node Apache Kafka broker in KRaft mode (combined broker + controller) on loopback.
 
-The broker runs from the Maven-fetched jars (``logstream.runtime.jars``) under ``java``. Its state
-lives
-in one folder: ``server.properties``, ``log4j2.properties``, the KRaft log dirs, ``broker.pid`` and
-``logs/server.log``. Storage is formatted on the first start only, so topics survive restarts.
+The broker runs from the Maven-fetched jars (``logstream.runtime.jars``) under ``java``, as a
+:class:`logstream.runtime.server.ServerProcess`. Its state lives in one folder:
+``server.properties``, ``log4j2.properties``, the KRaft log dirs, ``broker.pid``,
+``logs/server.log`` and ``logs/console.log`` (the JVM's own output). Storage is formatted on the
+first start only, so topics survive restarts.
 """
 
 from __future__ import annotations
@@ -11,18 +12,15 @@ from __future__ import annotations
 import base64
 import logging
 import os
-import signal
-import socket
 import subprocess
-import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 from logstream.config import Settings
 from logstream.errors import ServiceError
 from logstream.runtime.jars import bundle_jars
 from logstream.runtime.java import find_java
+from logstream.runtime.server import ServerProcess, ServerStatus, port_open
 
 log = logging.getLogger(__name__)
 
@@ -68,29 +66,12 @@ logger.request.level = WARN
 """
 
 
-def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+class BrokerStatus(ServerStatus):
+    """The local broker's status; ``bootstrap`` is where clients connect."""
 
-
-@dataclass(frozen=True)
-class BrokerStatus:
-    running: bool
-    pid: int | None
-    bootstrap: str
-    data_dir: Path
-    log_file: Path
-
-    def describe(self) -> str:
-        if self.running:
-            return f"kafka: running (pid {self.pid}) at {self.bootstrap}; log {self.log_file}"
-        return (
-            f"kafka: stopped (nothing listening at {self.bootstrap}; data dir {self.data_dir}); "
-            "start it with `logstream kafka start`"
-        )
+    @property
+    def bootstrap(self) -> str:
+        return self.address
 
 
 def new_cluster_id() -> str:
@@ -99,16 +80,21 @@ def new_cluster_id() -> str:
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
-class KafkaBroker:
+class KafkaBroker(ServerProcess):
     """Start, stop and inspect one local KRaft broker described by ``settings``."""
 
     def __init__(self, settings: Settings, data_dir: Path | None = None) -> None:
         self.settings = settings
         self.data_dir = Path(data_dir or settings.kafka_data_dir)
-        self.pid_file = self.data_dir / "broker.pid"
         self.log_file = self.data_dir / "logs" / "server.log"
         self.console_file = self.data_dir / "logs" / "console.log"
         self.properties_file = self.data_dir / "server.properties"
+        super().__init__(
+            "the Kafka broker",
+            self.data_dir / "broker.pid",
+            self.console_file,
+            (self.console_file, self.log_file),
+        )
 
     @property
     def bootstrap(self) -> str:
@@ -145,66 +131,29 @@ class KafkaBroker:
             "kafka.Kafka",
             str(self.properties_file),
         ]
-        with open(self.console_file, "ab") as console:
-            process = subprocess.Popen(
-                command,
-                stdout=console,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        self.pid_file.write_text(str(process.pid))
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                self.pid_file.unlink(missing_ok=True)
-                raise ServiceError(
-                    f"the Kafka broker exited with code {process.returncode} while starting; "
-                    f"see {self.console_file} and {self.log_file}:\n{self._tail()}"
-                )
-            if port_open(self.settings.kafka_host, self.settings.kafka_port) and self._ready():
-                return self.status()
-            time.sleep(0.5)
-        self.stop()
-        raise ServiceError(
-            f"the Kafka broker did not become ready within {timeout:.0f}s; see {self.log_file}"
-        )
+        self.launch(command, self._listening_and_ready, timeout, poll=0.5)
+        return self.status()
 
-    def stop(self, timeout: float = 30.0) -> bool:
-        """Stop the broker gracefully (SIGTERM, then SIGKILL). Returns False if it was stopped."""
-        pid = self._pid()
-        if pid is None:
-            return False
-        for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10.0)):
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                break
-            deadline = time.monotonic() + wait
-            while time.monotonic() < deadline and _alive(pid):
-                time.sleep(0.2)
-            if not _alive(pid):
-                break
-        self.pid_file.unlink(missing_ok=True)
-        return True
+    def stop(self, timeout: float = 30.0, kill_after: float = 10.0) -> bool:
+        """Stop the broker gracefully (SIGTERM, then SIGKILL). Returns False if it was not
+        running."""
+        return super().stop(timeout, kill_after)
 
     def status(self) -> BrokerStatus:
-        pid = self._pid()
+        pid = self.pid()
         running = pid is not None and port_open(self.settings.kafka_host, self.settings.kafka_port)
-        return BrokerStatus(running, pid, self.bootstrap, self.data_dir, self.log_file)
+        return BrokerStatus(
+            "kafka",
+            running,
+            pid,
+            self.bootstrap,
+            self.data_dir,
+            self.log_file,
+            stopped_note=f"nothing listening at {self.bootstrap}; data dir {self.data_dir}",
+            start_with="logstream kafka start",
+        )
 
     # -- internals -------------------------------------------------------------------------
-    def _pid(self) -> int | None:
-        """The broker's pid if its pid file names a live process, else None (stale file removed)."""
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (FileNotFoundError, ValueError):
-            return None
-        if _alive(pid):
-            return pid
-        self.pid_file.unlink(missing_ok=True)
-        return None
-
     def _write_config(self) -> None:
         (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
         self.properties_file.write_text(
@@ -244,6 +193,9 @@ class KafkaBroker:
                 f"{(result.stderr or result.stdout).strip()[-2000:]}"
             )
 
+    def _listening_and_ready(self) -> bool:
+        return port_open(self.settings.kafka_host, self.settings.kafka_port) and self._ready()
+
     def _ready(self) -> bool:
         from kafka import KafkaAdminClient
         from kafka.errors import KafkaError
@@ -261,25 +213,3 @@ class KafkaBroker:
             return False
         finally:
             admin.close()
-
-    def _tail(self, lines: int = 20) -> str:
-        text = ""
-        for path in (self.console_file, self.log_file):
-            if path.exists():
-                text += "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) + "\n"
-        return text
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie child still answers kill(0); treat it as gone
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(") ", 1)[1][0] != "Z"
-    except (FileNotFoundError, IndexError):
-        return True

@@ -10,18 +10,11 @@ it listens on, kept between starts), ``prometheus.pid`` and ``logs/prometheus.lo
 from __future__ import annotations
 
 import json
-import logging
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,42 +22,12 @@ import yaml
 
 from logstream.config import PROJECT_ROOT, Settings
 from logstream.errors import ServiceError
+from logstream.runtime.server import HOST, HttpServerProcess, ServerStatus
 
-log = logging.getLogger(__name__)
-
-HOST = "127.0.0.1"
 DEPLOY_DIR = PROJECT_ROOT / "deploy" / "prometheus"
 DEFAULT_CONFIG = DEPLOY_DIR / "prometheus.yml"
 #: The scrape job of the streaming job's exporter in the shipped configuration.
 SCRAPE_JOB = "logstream"
-
-
-def _port_open(port: int) -> bool:
-    try:
-        with socket.create_connection((HOST, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(") ", 1)[1][0] != "Z"  # a zombie is gone
-    except (FileNotFoundError, IndexError):
-        return True
 
 
 def render_config(
@@ -101,22 +64,21 @@ def render_config(
     return config
 
 
-@dataclass(frozen=True)
-class PrometheusStatus:
-    running: bool
-    pid: int | None
-    url: str
-    folder: Path
-    log_file: Path
+class PrometheusStatus(ServerStatus):
+    """The local Prometheus' status; ``url`` is where its API answers."""
 
-    def describe(self) -> str:
-        if self.running:
-            return f"prometheus: running (pid {self.pid}) at {self.url}; log {self.log_file}"
-        return f"prometheus: stopped (folder {self.folder})"
+    @property
+    def url(self) -> str:
+        return self.address
+
+    @property
+    def folder(self) -> Path:
+        return self.data_dir
 
 
-class LocalPrometheus:
-    """Start, stop and query one local Prometheus that scrapes ``metrics_targets``."""
+class LocalPrometheus(HttpServerProcess):
+    """Start, stop (SIGTERM, on which Prometheus closes its TSDB cleanly, then SIGKILL) and query
+    one local Prometheus that scrapes ``metrics_targets``."""
 
     def __init__(
         self,
@@ -131,7 +93,6 @@ class LocalPrometheus:
         config_template: Path = DEFAULT_CONFIG,
     ) -> None:
         self.folder = Path(folder)
-        self.configured_port = port
         self.metrics_targets = tuple(metrics_targets)
         self.rule_files = rule_files
         self.alertmanager_url = alertmanager_url
@@ -139,9 +100,15 @@ class LocalPrometheus:
         self.evaluation_interval = evaluation_interval
         self.config_template = Path(config_template)
         self.config_file = self.folder / "prometheus.yml"
-        self.pid_file = self.folder / "prometheus.pid"
-        self.port_file = self.folder / "port"
         self.log_file = self.folder / "logs" / "prometheus.log"
+        super().__init__(
+            "Prometheus",
+            self.folder / "prometheus.pid",
+            self.log_file,
+            self.folder / "port",
+            port,
+            "choose another port for Prometheus (0 picks a free one)",
+        )
 
     @classmethod
     def for_settings(cls, settings: Settings, port: int = 0, **options: Any) -> LocalPrometheus:
@@ -158,19 +125,6 @@ class LocalPrometheus:
         targets = (f"{HOST}:{settings.metrics_port}",)
         return cls(Path(settings.state_dir) / "prometheus", port, targets, **options)
 
-    @property
-    def port(self) -> int:
-        if self.configured_port:
-            return self.configured_port
-        try:
-            return int(self.port_file.read_text().strip())
-        except (OSError, ValueError):
-            return 0
-
-    @property
-    def url(self) -> str:
-        return f"http://{HOST}:{self.port}" if self.port else ""
-
     # -- lifecycle -------------------------------------------------------------------------
     def start(self, timeout: float = 30.0) -> PrometheusStatus:
         """Start it (idempotent) and wait until ``/-/ready`` answers 200."""
@@ -182,9 +136,8 @@ class LocalPrometheus:
             raise ServiceError(
                 "prometheus is not installed; install Debian's prometheus package (`make system`)"
             )
-        port = self._choose_port()
+        port = self.choose_port()
         (self.folder / "data").mkdir(parents=True, exist_ok=True)
-        self.log_file.parent.mkdir(parents=True, exist_ok=True)
         config = render_config(
             self.config_template,
             self.metrics_targets,
@@ -201,54 +154,18 @@ class LocalPrometheus:
             f"--web.listen-address={HOST}:{port}",
             "--log.level=warn",
         ]
-        with open(self.log_file, "ab") as out:
-            process = subprocess.Popen(
-                command,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        self.pid_file.write_text(str(process.pid))
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                self.pid_file.unlink(missing_ok=True)
-                raise ServiceError(
-                    f"Prometheus exited with code {process.returncode} while starting; see "
-                    f"{self.log_file} (check {self.config_file} with `promtool check config`):\n"
-                    f"{self._tail()}"
-                )
-            if self._ready(port):
-                return self.status()
-            time.sleep(0.2)
-        self.stop()
-        raise ServiceError(
-            f"Prometheus did not become ready within {timeout:.0f}s; see {self.log_file}"
+        self.launch(
+            command,
+            lambda: self.answers(port),
+            timeout,
+            check_hint=f" (check {self.config_file} with `promtool check config`)",
         )
-
-    def stop(self, timeout: float = 15.0) -> bool:
-        """SIGTERM (Prometheus closes its TSDB cleanly), then SIGKILL. False if not running."""
-        pid = self._pid()
-        if pid is None:
-            return False
-        for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                break
-            deadline = time.monotonic() + wait
-            while time.monotonic() < deadline and _alive(pid):
-                time.sleep(0.1)
-            if not _alive(pid):
-                break
-        self.pid_file.unlink(missing_ok=True)
-        return True
+        return self.status()
 
     def status(self) -> PrometheusStatus:
-        pid = self._pid()
-        running = pid is not None and bool(self.port) and self._ready(self.port)
-        return PrometheusStatus(running, pid, self.url, self.folder, self.log_file)
+        pid = self.pid()
+        running = pid is not None and self.answers()
+        return PrometheusStatus("prometheus", running, pid, self.url, self.folder, self.log_file)
 
     # -- HTTP API --------------------------------------------------------------------------
     def api(self, path: str, **params: str) -> Any:
@@ -263,44 +180,3 @@ class LocalPrometheus:
         if body.get("status") != "success":
             raise ServiceError(f"Prometheus refused {url}: {body.get('error')}")
         return body["data"]
-
-    # -- internals -------------------------------------------------------------------------
-    def _choose_port(self) -> int:
-        if self.configured_port:
-            if _port_open(self.configured_port):
-                raise ServiceError(
-                    f"port {HOST}:{self.configured_port} is taken by another process; stop it "
-                    "or choose another port for Prometheus (0 picks a free one)"
-                )
-            return self.configured_port
-        port = self.port
-        if not port or _port_open(port):
-            if port:
-                log.warning("Prometheus' recorded port %d is taken; picking a free port", port)
-            port = _free_port()
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.port_file.write_text(str(port))
-        return port
-
-    def _pid(self) -> int | None:
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (FileNotFoundError, ValueError):
-            return None
-        if _alive(pid):
-            return pid
-        self.pid_file.unlink(missing_ok=True)
-        return None
-
-    @staticmethod
-    def _ready(port: int) -> bool:
-        try:
-            with urllib.request.urlopen(f"http://{HOST}:{port}/-/ready", timeout=1.0) as answer:
-                return answer.status == 200
-        except (urllib.error.URLError, OSError, ValueError):
-            return False
-
-    def _tail(self, lines: int = 20) -> str:
-        if not self.log_file.exists():
-            return ""
-        return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])

@@ -21,8 +21,8 @@ from pathlib import Path
 
 from logstream.config import PROJECT_ROOT, Settings
 from logstream.errors import ServiceError
-from logstream.kafka.broker import port_open
 from logstream.runtime.java import java_home
+from logstream.runtime.server import port_open
 
 ADMIN_USER = "logstream"
 PRIVATE_DIR_MODE = 0o700

@@ -7,9 +7,9 @@ from dataclasses import asdict, dataclass
 
 from logstream.config import Settings
 from logstream.errors import LogstreamError, ServiceError
-from logstream.kafka.broker import port_open
 from logstream.runtime.jars import BUNDLES, bundle_jars, udf_jar
 from logstream.runtime.java import find_java
+from logstream.runtime.server import port_open
 
 
 @dataclass(frozen=True)

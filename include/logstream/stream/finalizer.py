@@ -290,6 +290,8 @@ class Finalizer:
         with self._lock:
             self._redo = None
         self.memory.release(finalize.keep_from(self.groups, after))
+        with timeline.stage("compact"):
+            self.memory.compact()
         if self.on_commit is not None:
             self.on_commit(after)
         for alert in anomaly_alerts(found, table_path(self.settings, "anomalies")):

@@ -19,6 +19,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import reduce
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -34,6 +35,8 @@ from logstream.timeutil import from_ms, interval_ms
 from logstream.transforms import aggregate, finalize
 
 STATE_VERSIONS_KEPT = 50
+#: how many cached open-row pieces merge into one (BatchMemory.compact)
+PIECES_MERGED = 12
 
 
 @dataclass
@@ -168,6 +171,31 @@ class BatchMemory:
             self.pieces = kept
         for piece in dropped:
             piece.frame.unpersist()
+
+    def compact(self, fan_in: int = PIECES_MERGED) -> None:
+        """Merge pieces, oldest first, ``fan_in`` at a time: twice that many landings' pieces
+        become one of level 1, and ``fan_in`` of those one of level 2 (a row is copied at most
+        twice). Spark keeps every cached frame in one list that each query's planning and each
+        release walks; a piece per micro-batch over the 15 minutes that open windows span would
+        be hundreds of them, this keeps a few dozen."""
+        for level, limit in ((0, 2 * fan_in), (1, fan_in)):
+            with self._lock:
+                same = [piece for piece in self.pieces if piece.level == level]
+            if len(same) < limit:
+                continue
+            old = same[:fan_in]
+            frame = (
+                reduce(DataFrame.unionByName, [piece.frame for piece in old])
+                .coalesce(self.spark.sparkContext.defaultParallelism)
+                .persist()
+            )
+            frame.count()
+            lo, hi = min(p.lo_ms for p in old), max(p.hi_ms for p in old)
+            with self._lock:
+                self.pieces = [finalize.OpenRows(frame, lo, hi, level + 1),
+                               *(p for p in self.pieces if p not in old)]  # fmt: skip
+            for piece in old:
+                piece.frame.unpersist()
 
     def restore(self, work: list[finalize.Finalization], after: dict[str, int]) -> None:
         """The open windows' rows landed before this process, from bronze, once (by the first

@@ -110,6 +110,7 @@ class OpenRows:
     frame: DataFrame
     lo_ms: int
     hi_ms: int
+    level: int = 0  # 0: one landing; n: merged from pieces of level n - 1
 
 
 def keep_from(

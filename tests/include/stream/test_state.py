@@ -136,3 +136,20 @@ def test_a_new_process_restores_every_row_landed_before_it_once(spark, settings,
     kept.restore([], {})  # once per process
     assert len(kept.pieces) == 1
     kept.forget()
+
+
+def test_compacting_merges_the_oldest_pieces_level_by_level_with_every_row(spark, settings):
+    kept = memory(spark, settings)
+    pieces = [piece(spark, n * MINUTE, n * MINUTE + 30_000) for n in range(7)]
+    for batch_id, each in enumerate(pieces[:5]):
+        kept.add(each, batch_id)
+    kept.compact(fan_in=3)  # 5 landings' pieces: fewer than 2 x 3, unchanged
+    assert kept.pieces == pieces[:5]
+    kept.add(pieces[5], 5)
+    kept.compact(fan_in=3)  # 6: the oldest 3 merge into one of level 1
+    merged, *newest = kept.pieces
+    assert newest == pieces[3:6]
+    assert (merged.lo_ms, merged.hi_ms, merged.level) == (0, 2 * MINUTE + 30_000, 1)
+    assert sorted(r["t"] for r in merged.frame.collect()) == [0, MINUTE, 2 * MINUTE]
+    assert merged.frame.is_cached and not any(p.frame.is_cached for p in pieces[:3])
+    kept.forget()

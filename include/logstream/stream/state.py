@@ -226,7 +226,8 @@ class BatchMemory:
             )
             frame.count()
             with self._lock:
-                self.pieces.insert(0, finalize.OpenRows(frame, lo, high_water_ms))
+                # as large as merged pieces get: never merged again (BatchMemory.compact)
+                self.pieces.insert(0, finalize.OpenRows(frame, lo, high_water_ms, level=2))
         self.restore_before_ms = None
 
     def seed_history(self, item: finalize.Finalization) -> None:

@@ -238,15 +238,23 @@ class Finalizer:
                     if self._stopping:
                         return
                 planned = self._next()
-                if planned is not None:
-                    self._run(planned)
+                if planned is None:  # due, but its batch has not landed here yet: wait for it
+                    with self._lock:
+                        self._lock.wait(1.0)
+                    continue
+                self._run(planned)
         except BaseException as exc:  # noqa: BLE001 - kept for the landing thread to raise
             log.error("finalizer stopped", extra={"query": self.query_name, "error": str(exc)})
             self.error = exc
 
     def _due(self) -> bool:
+        """A batch with rows landed after the last round (empty batches move nothing)."""
         latest = self._latest
-        return latest is not None and latest.batch_id > self.log.through_batch
+        return (
+            latest is not None
+            and latest.high_water_ms is not None
+            and latest.batch_id > self.log.through_batch
+        )
 
     def _next(self) -> Round | None:
         """The round to run now: the one cut short by a previous process, or a new plan through

@@ -37,6 +37,7 @@ from urllib.parse import urlsplit
 from logstream.alerts.channels import BACKOFF_BASE_S, _deliver, _post_json
 from logstream.alerts.model import Alert
 from logstream.alerts.targets import HttpTarget
+from logstream.catalog import anomalies
 
 if TYPE_CHECKING:
     from logstream.config import Settings
@@ -45,17 +46,8 @@ log = logging.getLogger(__name__)
 
 #: Kinds that mean the streaming job is not running: they inhibit data alerts.
 PIPELINE_DOWN_KINDS = frozenset({"restart_loop", "checkpoint_invalid", "pipeline_down"})
-#: The anomaly kinds of SPEC §5.2 (logstream.catalog.anomalies.KINDS; a test keeps them equal).
-DATA_KINDS = frozenset(
-    {
-        "response_time_zscore",
-        "error_rate_spike",
-        "ddos_suspect",
-        "suspicious_ip",
-        "high_activity_user",
-        "late_data_user",
-    }
-)
+#: The anomaly kinds of SPEC §5.2: data alerts, which a pipeline-down alert inhibits.
+DATA_KINDS = frozenset(anomalies.KINDS)
 _CATEGORIES = {"pipeline_failure": "pipeline", "quality_failure": "quality", "latency": "latency"}
 
 LABEL_MAX = 200  # characters of a label value

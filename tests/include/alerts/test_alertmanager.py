@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 import pytest
 
 from logstream.alerts.alertmanager import (
-    DATA_KINDS,
     AlertmanagerAlertSink,
     alertmanager_alert,
     alertname,
@@ -79,12 +78,6 @@ def test_names_and_categories_of_kinds():
         "latency",
         "other",
     ]
-
-
-def test_data_kinds_are_the_catalogue_anomaly_kinds():
-    from logstream.catalog.anomalies import KINDS
-
-    assert frozenset(KINDS) == DATA_KINDS
 
 
 def test_the_sink_posts_a_list_of_one_alert_to_the_v2_api(receiver, alert, alert_settings):

@@ -131,6 +131,12 @@ class GeneratorConfig:
     error_burst_share: float = 0.4  # share of 5xx in the burst
     ddos_requests: int = 180  # within one aligned minute, from one IP and two users
     scanner_requests: int = 1_100  # within one aligned 5-minute window, every service
+    # where the scenarios sit, as shares of the span: the error burst starts at the first aligned
+    # minute after ``error_burst_at``, the DDoS fills the aligned minute that holds ``ddos_at``,
+    # the scanner the aligned 5-minute window that holds ``scanner_at``
+    error_burst_at: float = 0.35
+    ddos_at: float = 0.75
+    scanner_at: float = 0.5
     high_activity_events: int = 75  # user events of one user within 150 s
     logs_topic: str = "logs"
     user_events_topic: str = "user-events"
@@ -140,7 +146,8 @@ class GeneratorConfig:
             raise ConfigError(f"count={self.count} must be >= 0")
         if self.events_per_second <= 0:
             raise ConfigError(f"events_per_second={self.events_per_second} must be > 0")
-        for name in ("late_share", "malformed_share", "access_share", "error_burst_share"):
+        shares = ("late_share", "malformed_share", "access_share", "error_burst_share")
+        for name in (*shares, "error_burst_at", "ddos_at", "scanner_at"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{name}={value} must be between 0 and 1")
@@ -467,15 +474,15 @@ class _LogBuilder:
         self.service_names = [p.name for p in config.services]
         per_minute = config.events_per_second * 60
         self.people = _Population.build(rng, max(1000, math.ceil(per_minute / 10)))
-        mid = plan.start_ms + plan.span_ms // 2
-        # error burst: two aligned minutes starting at ~35 % of the span
-        burst_at = plan.start_ms + int(plan.span_ms * 0.35)
+        # error burst: aligned minutes from the first one after error_burst_at of the span
+        burst_at = plan.start_ms + int(plan.span_ms * config.error_burst_at)
         self.error_burst = (
             -(-burst_at // _MINUTE_MS) * _MINUTE_MS,
             -(-burst_at // _MINUTE_MS) * _MINUTE_MS + config.error_burst_s * 1000,
         )
-        # DDoS: one IP, two accounts, one service, inside one aligned minute at ~75 % of the span
-        ddos_minute = (plan.start_ms + int(plan.span_ms * 0.75)) // _MINUTE_MS * _MINUTE_MS
+        # DDoS: one IP, two accounts, one service, inside the aligned minute at ddos_at of the span
+        ddos_at = plan.start_ms + int(plan.span_ms * config.ddos_at)
+        ddos_minute = ddos_at // _MINUTE_MS * _MINUTE_MS
         self.ddos_ip = _public_ip(rng)
         self.ddos_users = rng.sample(self.people.users, 2)
         self.ddos_service = "auth" if "auth" in self.profiles else config.services[0].name
@@ -486,8 +493,9 @@ class _LogBuilder:
             _DDOS,
             max_share=0.25,
         )
-        # scanner: one anonymous IP, every service, one aligned 5-minute window around the middle
-        window = mid // (5 * _MINUTE_MS) * (5 * _MINUTE_MS)
+        # scanner: one anonymous IP, every service, the aligned 5-minute window at scanner_at
+        scanner_at = plan.start_ms + int(plan.span_ms * config.scanner_at)
+        window = scanner_at // (5 * _MINUTE_MS) * (5 * _MINUTE_MS)
         self.scanner_ip = _public_ip(rng)
         plan.claim(
             rng,
@@ -1118,6 +1126,8 @@ def produce(
                     time.sleep(ahead)
             if sent % 1024 == 0:
                 bar.update(sent)
+                if failures:  # stop at the first refusal, not after the whole stream
+                    break
         producer.flush()
         bar.update(sent)
     except KafkaError as exc:

@@ -6,12 +6,12 @@ under ``reports_dir``. Every page has a JSON twin; both sit behind Airflow's aut
 
 | module | what it answers |
 | --- | --- |
-| ``tables`` | where a table's day is and how to read its columns (no Spark) |
+| ``tables`` | where a table's day is, how to read its columns (no Spark), what was read (kept) |
 | ``health`` | pipeline health: queries, lag, batch duration, watermark, restarts |
 | ``windows`` | final and live metric windows per service |
 | ``findings`` | anomalies with evidence, quarantine by reason, late data per service |
 | ``reports`` | reconciliation, latency and quality reports, and the report files |
-| ``warm`` | keeping today's reads warm while the console is in use |
+| ``warm`` | keeping today's and yesterday's reads warm while the console is in use |
 | ``html`` | escaping, the page frame, tables and SVG charts |
 | ``pages`` | each page's HTML from its data |
 | ``app`` | the routes, the authentication, the FastAPI app |

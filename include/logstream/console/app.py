@@ -7,8 +7,9 @@ under ``/logstream``. Every route depends on Airflow's own ``get_user``
 /auth/token``) or the UI's session cookie. Without one, JSON routes answer 401 (403 for an invalid
 token) and HTML routes redirect to Airflow's login page.
 
-Handlers are plain functions (FastAPI runs them in its thread pool): they read files. After the
-first signed-in request, :class:`~logstream.console.warm.Warmer` keeps today's reads warm.
+Handlers are plain functions (FastAPI runs them in its thread pool): they read files. From the
+API server's start (:class:`StartWarmUp`), :class:`~logstream.console.warm.Warmer` keeps
+today's and yesterday's reads warm.
 """
 
 from __future__ import annotations
@@ -109,6 +110,24 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _security_headers(_error_page(str(exc), 503))
 
 
+class StartWarmUp:
+    """A root middleware of the API server (the plugin's ``fastapi_root_middlewares``): when the
+    server starts (the ASGI lifespan), it starts the warm-up of the ``console`` app, so today's
+    reads are current before anyone opens a page. Every request passes through untouched; a
+    mounted app gets no lifespan of its own, hence a middleware of the root app."""
+
+    def __init__(self, app: Callable, console: FastAPI) -> None:
+        self.app = app
+        self._warmer: Warmer = console.state.warmer
+        self._started = False
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] == "lifespan" and not self._started:
+            self._started = True
+            self._warmer.start()
+        await self.app(scope, receive, send)
+
+
 def _default_user_dependency() -> Callable[..., Any]:
     from airflow.api_fastapi.core_api.security import get_user
 
@@ -135,6 +154,7 @@ def create_app(
         openapi_url=None,
         dependencies=authenticated,
     )
+    app.state.warmer = warmer
     _install_error_handlers(app)
 
     @app.middleware("http")

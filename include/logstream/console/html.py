@@ -129,6 +129,13 @@ def thin(
     return out
 
 
+def _number(value: float | None) -> str:
+    """A plotted value as a plain number (``-`` for a gap), for a chart's data attributes."""
+    if value is None or not math.isfinite(value):
+        return "-"
+    return f"{value:.4g}"
+
+
 def line_chart(
     title: str,
     series: Sequence[tuple[str, Sequence[tuple[float, float | None]]]],
@@ -136,7 +143,12 @@ def line_chart(
     width: int = 520,
     height: int = 170,
 ) -> Safe:
-    """An SVG line chart of ``series`` (label, [(x, y)]); x is epoch ms, gaps (None) break lines."""
+    """An SVG line chart of ``series`` (label, [(x, y)]); x is epoch ms, gaps (None) break lines.
+
+    Each series is a ``<g class="series">`` whose data attributes hold its label and the points
+    drawn (after :func:`thin`), so a reader or a test can get the numbers behind the lines:
+    ``data-series``, ``data-x0`` (the first x), ``data-x`` (each x, in seconds after
+    ``data-x0``) and ``data-y`` (each value, 4 significant digits: what a chart shows)."""
     left, right, top, bottom = 56, 8, 22, 22
     series = [(label, thin(data, (width - left - right) // 2)) for label, data in series]
     points = [(x, y) for _, data in series for x, y in data if y is not None and math.isfinite(y)]
@@ -170,6 +182,7 @@ def line_chart(
         )
     for index, (label, data) in enumerate(series):
         colour = COLOURS[index % len(COLOURS)]
+        drawn: list[str] = []
         run: list[str] = []
         runs = []
         for x, y in data:
@@ -182,9 +195,9 @@ def line_chart(
         for segment in runs:
             if len(segment) == 1:
                 cx, cy = segment[0].split(",")
-                parts.append(tag("circle", cx=cx, cy=cy, r=1.5, fill=colour))
+                drawn.append(tag("circle", cx=cx, cy=cy, r=1.5, fill=colour))
             elif segment:
-                parts.append(
+                drawn.append(
                     tag(
                         "polyline",
                         points=" ".join(segment),
@@ -193,6 +206,17 @@ def line_chart(
                         stroke_width=1.2,
                     )
                 )
+        parts.append(
+            tag(
+                "g",
+                join(drawn),
+                class_="series",
+                data_series=label,
+                data_x0=str(int(data[0][0])) if data else None,
+                data_x=" ".join(str(round((x - data[0][0]) / 1000)) for x, _ in data),
+                data_y=" ".join(_number(y) for _, y in data),
+            )
+        )
         parts.append(
             tag("text", label, x=left + 6 + index * 90, y=height - 6, fill=colour, font_size=10)
         )

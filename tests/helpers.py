@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 from kafka import KafkaProducer
 
@@ -112,3 +114,30 @@ class Receiver:
 
     def json_bodies(self) -> list[dict]:
         return [json.loads(request["body"]) for request in self.requests]
+
+
+def alertmanager_test_config(
+    folder: Path, hook_url: str, group_wait: str = "1s", group_interval: str = "2s"
+) -> Path:
+    """The shipped deploy/alertmanager config with its receivers pointed at ``hook_url`` (Slack
+    at ``/slack``, the webhook at ``/webhook``) and its waits shortened; its path in ``folder``.
+    Each substitution must hit: a changed shipped file fails here, not silently."""
+    from logstream.config import PROJECT_ROOT
+
+    shipped = PROJECT_ROOT / "deploy" / "alertmanager"
+    text = (shipped / "alertmanager.yml").read_text()
+    for old, new in (
+        ("group_wait: 30s", f"group_wait: {group_wait}"),
+        ("group_wait: 10s", f"group_wait: {group_wait}"),
+        ("group_interval: 5m", f"group_interval: {group_interval}"),
+        ("http://127.0.0.1:5001/logstream/alerts", f"{hook_url}/webhook"),
+    ):
+        assert old in text, f"{old!r} is no longer in the shipped alertmanager.yml"
+        text = text.replace(old, new)
+    (folder / "secrets").mkdir(parents=True)
+    (folder / "secrets" / "slack_webhook_url").write_text(f"{hook_url}/slack")
+    (folder / "secrets" / "webhook_token").write_text("test-token")
+    (folder / "secrets" / "smtp_password").write_text("unused")
+    shutil.copy(shipped / "logstream.tmpl", folder / "logstream.tmpl")
+    (folder / "alertmanager.yml").write_text(text)
+    return folder / "alertmanager.yml"

@@ -29,7 +29,7 @@ from logstream.alerts.outbox import Outbox
 from logstream.alerts.routing import build_alert_sink
 from logstream.config import PROJECT_ROOT, Settings
 from logstream.ops.alertmanager import LocalAlertmanager
-from tests.helpers import Receiver
+from tests.helpers import Receiver, alertmanager_test_config
 
 SHIPPED = PROJECT_ROOT / "deploy" / "alertmanager"
 
@@ -44,27 +44,6 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _test_config(folder: Path, hook_url: str) -> Path:
-    """The shipped config with its receivers pointed at ``hook_url`` and its waits shortened
-    (each substitution must hit: a changed file fails here, not silently)."""
-    text = (SHIPPED / "alertmanager.yml").read_text()
-    for old, new in (
-        ("group_wait: 30s", "group_wait: 1s"),
-        ("group_wait: 10s", "group_wait: 1s"),
-        ("group_interval: 5m", "group_interval: 2s"),
-        ("http://127.0.0.1:5001/logstream/alerts", f"{hook_url}/webhook"),
-    ):
-        assert old in text, f"{old!r} is no longer in the shipped alertmanager.yml"
-        text = text.replace(old, new)
-    (folder / "secrets").mkdir(parents=True)
-    (folder / "secrets" / "slack_webhook_url").write_text(f"{hook_url}/slack")
-    (folder / "secrets" / "webhook_token").write_text("test-token")
-    (folder / "secrets" / "smtp_password").write_text("unused")
-    shutil.copy(SHIPPED / "logstream.tmpl", folder / "logstream.tmpl")
-    (folder / "alertmanager.yml").write_text(text)
-    return folder / "alertmanager.yml"
-
-
 @pytest.fixture
 def hook() -> Iterator[Receiver]:
     with Receiver() as running:
@@ -73,7 +52,7 @@ def hook() -> Iterator[Receiver]:
 
 @pytest.fixture
 def am_settings(tmp_path: Path, hook: Receiver) -> Settings:
-    config = _test_config(tmp_path / "config", hook.url)
+    config = alertmanager_test_config(tmp_path / "config", hook.url)
     return Settings.load(
         env={},
         state_dir=tmp_path / "state",

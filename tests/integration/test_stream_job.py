@@ -11,35 +11,62 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
+import time
+import urllib.request
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 
 from logstream.alerts import build_alert_sink
 from logstream.devtools.generator import GeneratorConfig, generate_logs, generate_user_events
 from logstream.kafka.admin import ensure_topics
+from logstream.ops.alertmanager import LocalAlertmanager
 from logstream.storage.tables import read_table
 from logstream.stream.job import RunOptions, run_pipeline
 from logstream.stream.status import StatusListener, TotalsRegistry
 from tests import oracle
-from tests.helpers import produce_with_ids
+from tests.helpers import Receiver, alertmanager_test_config, produce_with_ids
 
 REL = 1e-9
 MS = timedelta(milliseconds=1)
 
 
 @pytest.fixture(scope="module")
-def e2e(spark, kafka_broker, settings, tmp_path_factory):
+def alertmanager_hook(settings, tmp_path_factory):
+    """A real Alertmanager with the shipped routes (group_wait 3 s instead of 30 s, and a
+    group_interval of 1 h instead of 5 min, so that however slow the run no group sends an
+    update) whose Slack and webhook receivers post to ``hook``."""
+    if shutil.which("prometheus-alertmanager") is None:
+        pytest.skip("prometheus-alertmanager missing")
+    folder: Path = tmp_path_factory.mktemp("alertmanager")
+    with Receiver() as hook:
+        config = alertmanager_test_config(folder / "config", hook.url, "3s", "1h")
+        am_settings = settings.replace(
+            state_dir=folder / "state", alertmanager_port=0, alertmanager_config=str(config)
+        )
+        manager = LocalAlertmanager(am_settings)
+        manager.start()
+        try:
+            yield manager, hook
+        finally:
+            manager.stop()
+
+
+@pytest.fixture(scope="module")
+def e2e(spark, kafka_broker, settings, tmp_path_factory, alertmanager_hook):
     root: Path = tmp_path_factory.mktemp("e2e")
+    manager, _ = alertmanager_hook
     run_settings = settings.replace(
         data_root=str(root / "data"),
         checkpoint_root=str(root / "checkpoints"),
         status_dir=str(root / "status"),
         logs_topic="e2e-logs",
         user_events_topic="e2e-user-events",
-        alert_sink=f"jsonl:{root / 'alerts.jsonl'}",
+        alert_sink=f"jsonl:{root / 'alerts.jsonl'},alertmanager:{manager.url}",
         max_offsets_per_trigger=20_000,
     )
     ensure_topics(kafka_broker.bootstrap, ["e2e-logs", "e2e-user-events"], 4)
@@ -335,6 +362,64 @@ def test_anomalies_match_oracle_and_reach_the_alert_sink(spark, e2e, on_time_log
     assert late_alerts and sum(a["details"]["users"] for a in late_alerts) == len(late_rows)
     named = set().union(*(a["details"]["top_users"] for a in late_alerts))
     assert named <= {r["entity"] for r in late_rows}
+
+
+def test_alertmanager_sends_one_notification_per_group_not_one_per_anomaly(
+    spark, e2e, alertmanager_hook
+):
+    manager, hook = alertmanager_hook
+    rows = _read(spark, e2e, "anomalies")
+    posted = [json.loads(line) for line in (e2e["root"] / "alerts.jsonl").read_text().splitlines()]
+
+    def groups() -> list[dict]:
+        with urllib.request.urlopen(f"{manager.url}/api/v2/alerts/groups", timeout=5) as answer:
+            return [g for g in json.load(answer) if g["alerts"]]
+
+    # Alertmanager holds every alert the job posted, in groups of kind and service
+    deadline = time.monotonic() + 30
+    while sum(len(g["alerts"]) for g in groups()) < len(posted) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    held = groups()
+    assert sum(len(g["alerts"]) for g in held) == len(posted)
+    assert all(set(g["labels"]) <= {"kind", "service"} for g in held)
+    # the stated bound: one message per kind+service group and per channel of its receiver
+    # (the shipped routes: Slack and/or the webhook; e-mail has no server here), once
+    # group_wait is over (and no update inside the group_interval)
+    config = yaml.safe_load(Path(manager.config_file).read_text())
+    channels = {
+        receiver["name"]: {
+            "/slack": len(receiver.get("slack_configs", [])),
+            "/webhook": len(receiver.get("webhook_configs", [])),
+        }
+        for receiver in config["receivers"]
+    }
+    # at most one message per group and channel; at least one for every group with an alert
+    # not inhibited (a critical alert inhibits the warnings of its kind and service, which are
+    # a group of their own when their route differs: they may have been sent before)
+    live = [g for g in held if any(a["status"]["state"] == "active" for a in g["alerts"])]
+
+    def expected(among: list[dict]) -> dict[str, int]:
+        return {
+            path: sum(channels[g["receiver"]["name"]][path] for g in among)
+            for path in ("/slack", "/webhook")
+        }
+
+    def sent() -> dict[str, int]:
+        return {path: sum(1 for r in hook.requests if r["path"] == path) for path in expected([])}
+
+    # the last groups were created by the last alerts: wait out their group_wait (a loaded
+    # machine delays it), then a little more for anything extra
+    least, most = expected(live), expected(held)
+    deadline = time.monotonic() + 60
+    while any(sent()[p] < least[p] for p in least) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    time.sleep(5)
+    assert all(least[p] <= sent()[p] <= most[p] for p in least), (least, sent(), most)
+    notifications = [r for r in hook.requests if r["path"] in ("/slack", "/webhook")]
+    # this dataset: ~15 groups that notify, ~20 messages, against one page per anomaly row before
+    assert 0 < len(notifications) <= 30 and len(rows) >= 5 * len(notifications)
+    # and grouping lost nothing: every anomaly is still a row of its own
+    assert Counter(r["kind"] for r in rows)["late_data_user"] > len(notifications)
 
 
 def test_rerunning_without_new_data_changes_nothing(spark, e2e):

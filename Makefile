@@ -11,7 +11,8 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
-.PHONY: setup system venv jars test lint format run down lock clean bench bench-hostile bench-live
+.PHONY: setup system venv jars test test-cluster cluster cluster-down lint format run down lock clean bench \
+	bench-hostile bench-live
 
 setup: system venv jars
 
@@ -49,6 +50,19 @@ format: venv
 test: setup lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# the cluster suite (tests/cluster, marker cluster): the streaming job supervised on a Spark
+# standalone cluster on loopback (a master, two workers) through driver, worker and master
+# failures, the batch jobs on it, HDFS/S3 storage and Celery Airflow; see README for its time
+test-cluster: setup
+	$(BIN)/pytest -m cluster tests/cluster $(PYTEST_ARGS)
+
+# a Spark standalone cluster on loopback (master + two workers) under .local/spark-cluster
+cluster: setup
+	$(BIN)/logstream cluster up
+
+cluster-down: venv
+	$(BIN)/logstream cluster down
+
 # streaming catch-up throughput against the tutorial's design (docs/BENCHMARKS.md), e.g.
 # make bench BENCH_ARGS="--repeat 2 --out bench/results/stream_2m.md"
 bench: setup
@@ -64,8 +78,9 @@ bench-hostile: setup
 bench-live: setup
 	$(BIN)/python bench/live_latency.py $(BENCH_ARGS)
 
+# the demo profile (deploy/demo/logstream.yaml: 30 s watermark delays) unless LOGSTREAM_CONFIG is set
 run: setup
-	$(BIN)/logstream up
+	LOGSTREAM_CONFIG="$${LOGSTREAM_CONFIG:-$(CURDIR)/deploy/demo/logstream.yaml}" $(BIN)/logstream up
 
 down: venv
 	$(BIN)/logstream down

@@ -90,6 +90,7 @@ def log_backfill():
         """Submit jobs/backfill_files.py; returns the job's summary."""
         from logstream.batch.backfill_request import (
             BackfillRequest,
+            discard_summary,
             job_arguments,
             read_summary,
             summary_file,
@@ -102,10 +103,10 @@ def log_backfill():
             request = BackfillRequest.from_params(*[(params or {}).get(name) for name in names])
             request.parse_options(settings)
             summary = summary_file(settings, run_id)
-        summary.unlink(missing_ok=True)  # an earlier try's summary must not pass for this one
+        discard_summary(settings, summary)  # an earlier try's must not pass for this one
         arguments = job_arguments(request, str(summary))
         submit_job(settings, "backfill_files.py", arguments, name="logstream-backfill")
-        return read_summary(summary)
+        return read_summary(summary, settings)
 
     @task
     def plan_reconciliation(summary: dict) -> list[dict]:

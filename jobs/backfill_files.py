@@ -10,8 +10,8 @@ the service of access-log lines, default the default_service setting) without wa
 With ``--start-date``/``--end-date`` (UTC days, inclusive) only events of those days are landed.
 A re-run lands nothing twice (see logstream.batch.backfill). Prints one JSON line: files, lines,
 events_landed, quarantined, skipped_already_landed, skipped_out_of_range, days_touched, ...;
-``--summary`` also writes it to a local file. Settings come from the YAML file and ``--set``
-overrides (see logstream.config.Settings); never from Airflow Variables.
+``--summary`` also writes it to a file (a local path or a shared-storage URI). Settings come from
+the YAML file and ``--set`` overrides (see logstream.config.Settings); never from Airflow Variables.
 Exit codes: 0 done, 1 the backfill failed (nothing of the failing chunk is committed; run it
 again), 2 bad arguments/config or no file matches.
 """
@@ -23,10 +23,10 @@ import json
 import logging
 import sys
 import traceback
-from pathlib import Path
 
 from logstream import logsetup
 from logstream.batch.backfill import BackfillRequest, backfill
+from logstream.batch.backfill_request import write_summary
 from logstream.config import add_settings_arguments, settings_from_arguments
 from logstream.errors import LogstreamError
 from logstream.runtime.spark import build_spark_session
@@ -41,7 +41,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--service", help="service of access-log lines")
     parser.add_argument("--start-date", help="first UTC event day landed, YYYY-MM-DD")
     parser.add_argument("--end-date", help="last UTC event day landed, YYYY-MM-DD")
-    parser.add_argument("--summary", type=Path, help="also write the JSON summary to this file")
+    parser.add_argument(
+        "--summary", help="also write the JSON summary to this file (a path or a URI)"
+    )
     add_settings_arguments(parser)
     return parser.parse_args(argv)
 
@@ -74,8 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         spark.stop()
     line = json.dumps(summary.as_dict())
     if args.summary:
-        args.summary.parent.mkdir(parents=True, exist_ok=True)
-        args.summary.write_text(line + "\n")
+        write_summary(settings, args.summary, summary.as_dict())
     print(line, flush=True)
     return 0
 

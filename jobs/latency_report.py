@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = settings_from_arguments(args)
         hour = parse_hour(args.hour)
-        report_folder(settings)  # a remote reports_dir is a config error, before Spark starts
+        report_folder(settings)  # a reports_dir of an unsupported scheme is a config error
     except LogstreamError as exc:
         print(f"latency_report: {exc}", file=sys.stderr)
         return 2

@@ -26,7 +26,9 @@ from logstream import logsetup
 from logstream.alerts import BackgroundAlertSink, build_alert_sink
 from logstream.config import add_settings_arguments, settings_from_arguments
 from logstream.errors import LogstreamError
+from logstream.runtime.cluster import standalone_driver_id, stream_app_name
 from logstream.runtime.spark import build_spark_session
+from logstream.storage.fs import Storage
 from logstream.stream.job import RunOptions, run_pipeline, stop_all
 from logstream.stream.status import StatusListener, TotalsRegistry, start_metrics_server
 from logstream.timeutil import interval_ms
@@ -92,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stream_logs: {exc}", file=sys.stderr)
         return 2
 
-    spark = build_spark_session("logstream-stream", settings)
+    # on a cluster the application's name says which checkpoint root and driver it is
+    spark = build_spark_session(stream_app_name(settings, standalone_driver_id()), settings)
     registry = TotalsRegistry()
     spark.streams.addListener(
         StatusListener(
@@ -100,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             registry,
             metrics=bool(settings.metrics_port),
             trigger_interval_s=interval_ms(settings.trigger_interval) / 1000,
+            storage=Storage(settings),  # status_dir may be on HDFS or S3
         )
     )
     start_metrics_server(settings.metrics_port)

@@ -92,10 +92,36 @@ class Settings:
     # Python for the driver and executors under spark-submit; empty = this interpreter
     pyspark_python: str = ""
     spark_ui: bool = False
+    # where the streaming job's driver runs (logstream.supervisor.drivers): "client" = a local
+    # spark-submit process the supervisor tracks by pid; "cluster" = on the cluster (spark://,
+    # yarn, k8s://), tracked through the cluster's own driver state
+    spark_deploy_mode: str = "client"
+    # a standalone master's REST submission server (http://host:6066); empty = spark_master's
+    # host on port 6066
+    spark_rest_url: str = ""
+    # a standalone master's web UI, whose /json/ lists the applications; empty = port 8080
+    spark_master_ui_url: str = ""
+    # memory and cores of each executor; the total cores of an application (0 = Spark's default)
+    spark_executor_memory: str = "1g"
+    spark_executor_cores: int = 1
+    spark_cores_max: int = 0
+    # Kubernetes namespace of the driver pod (spark-submit --status/--kill namespace:pod)
+    spark_k8s_namespace: str = "default"
 
     # Tables and checkpoints: a local path or any Hadoop-compatible URI (s3a://, hdfs://, ...)
     data_root: str = ""
     checkpoint_root: str = ""
+    # Shared storage (logstream.storage.remote). S3 through s3a://: the endpoint of an
+    # S3-compatible server (empty = AWS), path-style URLs, region; credentials from the AWS
+    # credentials file named here, else AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, never a setting
+    s3_endpoint: str = ""
+    s3_path_style: bool = False
+    s3_region: str = ""
+    s3_credentials_file: str = ""
+    # HDFS: the NameNode's WebHDFS address for Python-side reads and writes (empty =
+    # http://<namenode host>:9870) and the user it acts as (empty = this process's user)
+    webhdfs_url: str = ""
+    hdfs_user: str = ""
 
     # Streaming job
     trigger_interval: str = "2 seconds"

@@ -73,3 +73,17 @@ def test_logstream_spark_jar_builds_from_scratch_and_replaces_other_builds(setti
     assert [path.name for path in jar.parent.iterdir()] == [jar.name]  # no staging left behind
     with zipfile.ZipFile(jar) as archive:
         assert "dev/logstream/spark/Records.class" in archive.namelist()
+
+
+def test_hadoop_poms_match_the_hadoop_client_pyspark_ships():
+    (client,) = (spark_home() / "jars").glob("hadoop-client-api-*.jar")
+    shipped = client.name.removeprefix("hadoop-client-api-").removesuffix(".jar")
+    for bundle in ("spark-s3a", "hdfs-minicluster"):
+        pom = (JVM_DIR / bundle / "pom.xml").read_text()
+        assert re.findall(r"<hadoop.version>([^<]+)</hadoop.version>", pom) == [shipped], bundle
+
+
+def test_s3a_jars_reach_spark_without_the_aws_bundle_or_a_second_commons_logging(settings):
+    names = {artifact_name(jar) for jar in spark_jars(settings)}
+    assert {"hadoop-aws", "s3", "s3-transfer-manager"} <= names
+    assert not names & {"bundle", "commons-logging"}

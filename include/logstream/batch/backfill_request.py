@@ -21,7 +21,7 @@ from pyspark.sql import functions as F
 from logstream.batch.reconcile import MAX_RANGE_DAYS, parse_day
 from logstream.config import Settings
 from logstream.errors import ConfigError, LogstreamError
-from logstream.storage.fs import FileStatus, local_path
+from logstream.storage.fs import FileStatus, Storage, join, local_path, parse_location
 from logstream.transforms import parsing
 
 CHUNK_FILES = 100
@@ -167,25 +167,38 @@ def job_arguments(request: BackfillRequest, summary_file: str) -> list[str]:
     return arguments
 
 
-def summary_file(settings: Settings, run_id: str) -> Path:
-    """Where a DAG run's job leaves its summary: ``<reports_dir>/backfill/<run id>.json``."""
+def summary_file(settings: Settings, run_id: str) -> Path | str:
+    """Where a DAG run's job leaves its summary: ``<reports_dir>/backfill/<run id>.json`` (a
+    local Path, or the URI in a shared ``reports_dir``: the Spark driver and the Airflow worker
+    both reach it, whichever machines they run on)."""
+    name = f"{_RUN_ID_UNSAFE.sub('_', run_id)}.json"
     folder = local_path(settings.reports_dir)
     if folder is None:
-        raise ConfigError(
-            f"reports_dir={settings.reports_dir} is not a local folder; the backfill summary "
-            "goes through a folder the Spark driver and the Airflow worker share"
-        )
-    return folder / "backfill" / f"{_RUN_ID_UNSAFE.sub('_', run_id)}.json"
+        parse_location(settings.reports_dir)  # a scheme Python cannot reach is a ConfigError
+        return join(settings.reports_dir, "backfill", name)
+    return folder / "backfill" / name
 
 
-def read_summary(path: Path) -> dict:
+def discard_summary(settings: Settings, path: Path | str) -> None:
+    """Delete an earlier try's summary, so that it cannot pass for this one's."""
+    Storage(settings).delete(path, recursive=False)
+
+
+def write_summary(settings: Settings, path: Path | str, summary: Mapping[str, Any]) -> None:
+    """The job's side: leave ``summary`` at ``path`` (:func:`summary_file`), replaced whole."""
+    Storage(settings).write_text(path, json.dumps(dict(summary)) + "\n")
+
+
+def read_summary(path: Path | str, settings: Settings | None = None) -> dict:
     """The summary the job left at ``path`` (:func:`summary_file`); LogstreamError if none."""
-    if not path.is_file():
+    text = Storage(settings or Settings.load()).read_text(path)
+    if text is None:
         raise LogstreamError(
             f"the backfill job passed but left no summary at {path}: reports_dir must be "
-            "a folder the Spark driver and this worker share (client deploy mode does that)"
+            "a location the Spark driver and this worker share (a shared hdfs:// or s3a:// "
+            "reports_dir, or a local one in client deploy mode)"
         )
-    return json.loads(path.read_text())
+    return json.loads(text)
 
 
 def reconciliation_runs(summary: Mapping[str, Any], today: date) -> list[dict[str, str]]:

@@ -44,6 +44,7 @@ from logstream.catalog.families.processing_latency import alert_level
 from logstream.config import Settings
 from logstream.errors import ConfigError
 from logstream.schemas import LATENCY_REPORT
+from logstream.storage.fs import Storage
 from logstream.storage.tables import read_table
 from logstream.stream.status import read_history
 
@@ -284,7 +285,9 @@ def build_report(spark: SparkSession, settings: Settings, hour: datetime) -> Dat
     """The hour's report rows (a DataFrame in :data:`LATENCY_REPORT` order; nothing written)."""
     start = hour.astimezone(UTC)
     events = read_table(spark, settings, "events").transform(events_in_hour(start))
-    history = read_history(settings.status_dir, start, start + timedelta(hours=1))
+    history = read_history(
+        settings.status_dir, start, start + timedelta(hours=1), Storage(settings)
+    )
     samples = spark.createDataFrame(progress_samples(history), SAMPLES)
     return (
         events.transform(event_stage_summary)

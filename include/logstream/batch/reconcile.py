@@ -32,10 +32,8 @@ time). :func:`days_to_reconcile` decides which days one request runs.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from datetime import date, datetime
-from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -58,7 +56,7 @@ from logstream.errors import ConfigError
 from logstream.reports import page_safe_json
 from logstream.storage.bronze import bronze_partitions, read_bronze
 from logstream.storage.commits import DayPublisher
-from logstream.storage.fs import HadoopFS, local_path
+from logstream.storage.fs import HadoopFS, Storage, parse_location
 from logstream.storage.tables import read_partitions, table_path, table_schema
 from logstream.timeutil import as_utc
 from logstream.transforms import aggregate
@@ -158,20 +156,25 @@ def has_bronze(
 ) -> bool | None:
     """Whether any bronze Parquet file lies in :func:`bronze_folders` (only those are listed).
 
-    With ``fs`` (a Spark session's) any ``data_root`` is listed. Without it, a local one is
-    listed with plain file calls, and a remote one gives None: it cannot be told without Hadoop
-    (submit the job, which checks again with its session). Hidden and ``_``-prefixed files and
-    folders (staging, markers) do not count, as readers skip them.
+    With ``fs`` (a Spark session's) any ``data_root`` is listed. Without it, a local, ``hdfs://``
+    or ``s3a://`` one is listed from Python (:class:`Storage`), and one of another scheme gives
+    None: it cannot be told without Hadoop (submit the job, which checks again with its
+    session). Hidden and ``_``-prefixed files and folders (staging, markers) do not count, as
+    readers skip them.
     """
     families = families or catalog.configured_families(settings.windows)
     folders = bronze_folders(settings, day, families)
     if fs is not None:
-        return any(
-            _visible(path) for folder in folders for path in fs.list_files(folder, ".parquet")
-        )
-    if local_path(settings.data_root) is None:
+        listed = [path for folder in folders for path in fs.list_files(folder, ".parquet")]
+        return any(_visible(path) for path in listed)
+    try:
+        parse_location(settings.data_root)
+    except ConfigError:
         return None
-    return any(_local_parquet(local_path(folder)) for folder in folders)
+    storage = Storage(settings)
+    return any(
+        _visible(path) for folder in folders for path in storage.list_files(folder, ".parquet")
+    )
 
 
 def _visible(path: str) -> bool:
@@ -180,16 +183,6 @@ def _visible(path: str) -> bool:
     starts = [n for n, part in enumerate(parts) if part.startswith("event_date=")]
     below = parts[starts[-1] + 1 :] if starts else parts[-1:]
     return not any(part.startswith(("_", ".")) for part in below)
-
-
-def _local_parquet(folder: Path | None) -> bool:
-    if folder is None:
-        return False
-    for _, dirs, files in os.walk(folder):
-        dirs[:] = [name for name in dirs if not name.startswith(("_", "."))]
-        if any(f.endswith(".parquet") and not f.startswith(("_", ".")) for f in files):
-            return True
-    return False
 
 
 def nothing_to_reconcile(day: date) -> str:

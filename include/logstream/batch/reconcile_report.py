@@ -22,7 +22,7 @@ from logstream import schemas
 from logstream.catalog import Family
 from logstream.config import Settings
 from logstream.storage.bronze import read_bronze
-from logstream.storage.fs import local_path
+from logstream.storage.fs import Storage
 from logstream.storage.tables import table_path
 from logstream.timeutil import from_spark, iso_z
 from logstream.transforms.comparisons import late_event_stats
@@ -42,11 +42,9 @@ def report_path(settings: Settings, day: date) -> str:
 
 
 def read_report(settings: Settings, day: date) -> dict | None:
-    """The JSON report of ``day`` if ``reports_dir`` is a local folder and it exists."""
-    path = local_path(report_path(settings, day))
-    if path is None:
-        return None
-    return json.loads(path.read_text()) if path.exists() else None
+    """The JSON report of ``day`` (``reports_dir`` local or shared), or None when none exists."""
+    text = Storage(settings).read_text(report_path(settings, day))
+    return None if text is None else json.loads(text)
 
 
 def _iso(moment: datetime | None) -> str | None:

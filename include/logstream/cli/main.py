@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
 
 from logstream import logsetup
 from logstream.config import Settings
-from logstream.errors import LogstreamError
+from logstream.errors import LogstreamError, ServiceError
 
 
 def _kafka(args: argparse.Namespace, settings: Settings) -> int:
@@ -52,6 +55,27 @@ def _alertmanager(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if status.running else 3
 
 
+def _cluster(args: argparse.Namespace, settings: Settings) -> int:
+    from logstream.runtime.cluster import LocalSparkCluster
+
+    cluster = LocalSparkCluster.for_settings(settings)
+    if args.action == "up":
+        status = cluster.start()
+        print(status.describe())
+        print(
+            f"submit the job to it: LOGSTREAM_SPARK_MASTER={status.master_url} "
+            f"LOGSTREAM_SPARK_DEPLOY_MODE=cluster LOGSTREAM_SPARK_REST_URL={status.rest_url} "
+            f"LOGSTREAM_SPARK_MASTER_UI_URL={status.web_url}"
+        )
+        return 0
+    if args.action == "down":
+        print("spark cluster: stopped" if cluster.stop() else "spark cluster: was not running")
+        return 0
+    status = cluster.status()
+    print(status.describe())
+    return 0 if status.running else 3
+
+
 def _topics(args: argparse.Namespace, settings: Settings) -> int:
     from logstream.kafka.admin import ensure_topics
 
@@ -77,6 +101,7 @@ def _jars(args: argparse.Namespace, settings: Settings) -> int:
 
 def _print_outcome(outcome) -> None:
     pid = f" (pid {outcome.pid})" if outcome.pid else ""
+    pid = f" (driver {outcome.driver_id})" if outcome.driver_id else pid
     if outcome.launched:
         print(f"stream: {outcome.action}{pid}; before: {outcome.reason}")
     else:
@@ -99,6 +124,7 @@ def _stream(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     health = supervisor.inspect(settings)
     pid = f" (pid {health.pid})" if health.pid else ""
+    pid = f" (driver {health.driver_id} {health.driver_detail})" if health.driver_id else pid
     print(f"stream: {health.state}{pid}: {health.reason}")
     if health.log:
         print(f"stream: driver log {health.log}")
@@ -107,33 +133,54 @@ def _stream(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if health.state in {"running", "starting"} else 3
 
 
-def _demo_traffic(settings: Settings, count: int) -> int:
-    """A seeded burst of realistic traffic so a fresh install has something to look at."""
-    from logstream.devtools.generator import (
-        GeneratorConfig,
-        iter_logs,
-        iter_user_events,
-        merge_by_clock,
-        produce,
-    )
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from logstream.devtools.demo import DemoTraffic
 
-    config = GeneratorConfig(
-        seed=1,
-        count=count,
-        logs_topic=settings.logs_topic,
-        user_events_topic=settings.user_events_topic,
+    demo = DemoTraffic(settings)
+    if args.action == "start":
+        print(demo.start(rate=args.rate).describe())
+    elif args.action == "stop":
+        print("demo: stopped" if demo.stop() else "demo: was not running")
+    else:
+        print(demo.status().describe())
+    return 0
+
+
+def _first_final_windows(settings: Settings, since: float, timeout: float = 600.0) -> str:
+    """Wait until the logs query has made final the first whole minute after ``since`` (epoch
+    seconds) in every family group; the oldest group's final-through time."""
+    from logstream.storage.fs import Storage
+    from logstream.stream.status import read_statuses
+
+    first_minute_end = (since // 60 + 2) * 60
+    deadline = time.monotonic() + timeout
+    oldest = "-"
+    while time.monotonic() < deadline:
+        for status in read_statuses(settings.status_dir, Storage(settings)):
+            if status.get("query") != "ingest_logs":
+                continue
+            through = list((status.get("windows_final_through") or {}).values())
+            if through:
+                oldest = min(through)
+                stamps = [datetime.fromisoformat(value).timestamp() for value in through]
+                if min(stamps) >= first_minute_end:
+                    return oldest
+        time.sleep(2.0)
+    raise ServiceError(
+        f"no window became final within {timeout:.0f}s of the demo's start (final through: "
+        f"{oldest}); see `logstream status` and `logstream stream status`"
     )
-    user_events = max(1, count // 10)
-    records = merge_by_clock(iter_logs(config), iter_user_events(config, user_events))
-    return produce(records, settings.kafka_bootstrap, total=count + user_events)
 
 
 def _up(args: argparse.Namespace, settings: Settings) -> int:
     from logstream import supervisor
+    from logstream.devtools.demo import DemoTraffic
     from logstream.kafka.admin import ensure_topics
     from logstream.kafka.broker import KafkaBroker
     from logstream.ops.alertmanager import LocalAlertmanager
+    from logstream.ops.prometheus import LocalPrometheus
     from logstream.runtime import airflow_local
+    from logstream.runtime.airflow_api import AirflowApi
 
     airflow_local.prepare_home(settings)  # .local/ and Airflow's home 0700, the password 0600
     status = KafkaBroker(settings).start()
@@ -146,6 +193,8 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
     alertmanager = LocalAlertmanager(settings)
     alertmanager.start()
     print(f"alertmanager: {alertmanager.url}")
+    if settings.metrics_port:
+        print(f"prometheus: {LocalPrometheus.for_settings(settings).start().url}")
     if not any(item.strip().startswith("alertmanager") for item in settings.alert_sink.split(",")):
         print(
             f"alertmanager: alert_sink={settings.alert_sink!r} does not list it; add "
@@ -157,16 +206,30 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
     if outcome.launched:
         health = supervisor.wait_for_progress(settings, outcome.started_at or 0.0)
         print(f"stream: {health.state}: {health.reason}")
-    if args.demo:
-        sent = _demo_traffic(settings, args.demo)
+    demo_started = time.time()
+    if args.demo_rate:
+        DemoTraffic(settings).start(rate=args.demo_rate)
         print(
-            f"produce: {sent:,} seeded demo records sent to {settings.logs_topic} and "
-            f"{settings.user_events_topic}"
+            f"demo: {args.demo_rate:g} records/s of live traffic to {settings.logs_topic} and "
+            f"{settings.user_events_topic} (an error burst, a DDoS burst, late and malformed "
+            "records every 10 minutes); stop it with `logstream demo stop`"
         )
     print("airflow: starting (first start migrates the database, about a minute) ...", flush=True)
     url = airflow_local.start_standalone(settings)
     print(f"airflow: UI at {url}")
     print(f"console: {airflow_local.console_url(settings)}")
+    if args.demo_rate:
+        print("stream: waiting for the first final windows of the demo ...", flush=True)
+        final = _first_final_windows(settings, demo_started)
+        print(f"stream: windows final through {final}")
+        api = AirflowApi(url, airflow_local.password_file(settings), airflow_local.ADMIN_USER)
+        unpaused = api.unpause_scheduled()
+        print(
+            f"airflow: unpaused {', '.join(unpaused) or 'nothing (already unpaused)'}; no "
+            "catch-up: data_quality checks today's streamed tables now"
+        )
+    else:
+        print("airflow: the DAGs are paused; unpause them in the UI once your logs flow")
     print(
         f"airflow: user '{airflow_local.ADMIN_USER}', password in "
         f"{airflow_local.password_file(settings)}"
@@ -181,10 +244,13 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
 
 def _down(args: argparse.Namespace, settings: Settings) -> int:
     from logstream import supervisor
+    from logstream.devtools.demo import DemoTraffic
     from logstream.kafka.broker import KafkaBroker
     from logstream.ops.alertmanager import LocalAlertmanager
+    from logstream.ops.prometheus import LocalPrometheus
     from logstream.runtime import airflow_local
 
+    print("demo: stopped" if DemoTraffic(settings).stop() else "demo: was not running")
     print(
         "airflow: stopped"
         if airflow_local.stop_standalone(settings)
@@ -197,6 +263,8 @@ def _down(args: argparse.Namespace, settings: Settings) -> int:
         if LocalAlertmanager(settings).stop()
         else "alertmanager: was not running"
     )
+    prometheus = LocalPrometheus(Path(settings.state_dir) / "prometheus")
+    print("prometheus: stopped" if prometheus.stop() else "prometheus: was not running")
     print("kafka: stopped" if KafkaBroker(settings).stop() else "kafka: was not running")
     return 0
 
@@ -212,9 +280,10 @@ def _airflow_env(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _status(args: argparse.Namespace, settings: Settings) -> int:
+    from logstream.storage.fs import Storage
     from logstream.stream.status import read_statuses
 
-    statuses = read_statuses(settings.status_dir)
+    statuses = read_statuses(settings.status_dir, Storage(settings))
     if not statuses:
         print(f"no streaming status in {settings.status_dir}: the job has not run here yet")
         return 3
@@ -259,6 +328,12 @@ def build_parser() -> argparse.ArgumentParser:
     alertmanager.add_argument("action", choices=["start", "stop", "status"])
     alertmanager.set_defaults(handler=_alertmanager)
 
+    cluster = commands.add_parser(
+        "cluster", help="run a Spark standalone cluster on loopback (a master, two workers)"
+    )
+    cluster.add_argument("action", choices=["up", "down", "status"])
+    cluster.set_defaults(handler=_cluster)
+
     topics = commands.add_parser("topics", help="create topics if missing")
     topics.add_argument("names", nargs="+")
     topics.add_argument("--partitions", type=int, help="default: topic_partitions setting")
@@ -274,19 +349,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = commands.add_parser(
         "up",
-        help="start Kafka, Alertmanager, the streaming job and the local Airflow; print where "
-        "to look",
+        help="start Kafka, Alertmanager, Prometheus, the streaming job, the demo traffic and the "
+        "local Airflow; print where to look",
     )
     up.add_argument(
-        "--demo",
-        type=int,
-        default=20_000,
+        "--demo-rate",
+        type=float,
+        default=200.0,
         metavar="N",
-        help="seeded demo log records to send after the start (0: none; default 20000)",
+        help="log records/s of the continuous demo scenario (0: none; default 200)",
     )
     up.set_defaults(handler=_up)
     down = commands.add_parser(
-        "down", help="stop the local Airflow, the streaming job, Alertmanager and Kafka"
+        "down",
+        help="stop the demo, the local Airflow, the streaming job, Alertmanager, Prometheus and "
+        "Kafka",
     )
     down.set_defaults(handler=_down)
     stream = commands.add_parser(
@@ -297,6 +374,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--wait", action="store_true", help="after start: wait until every query made progress"
     )
     stream.set_defaults(handler=_stream)
+    demo = commands.add_parser(
+        "demo", help="the continuous demo scenario: live generated traffic (make run starts it)"
+    )
+    demo.add_argument("action", choices=["start", "stop", "status"])
+    demo.add_argument("--rate", type=float, default=200.0, help="log records/s (default 200)")
+    demo.set_defaults(handler=_demo)
     status = commands.add_parser("status", help="progress of the streaming queries")
     status.add_argument("--json", action="store_true", help="the raw status files as JSON")
     status.set_defaults(handler=_status)

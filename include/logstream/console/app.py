@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
@@ -26,6 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from logstream.config import Settings
 from logstream.console import findings, health, pages, reports, windows
 from logstream.console.html import esc
+from logstream.console.tables import STORAGE_ERRORS, shared_storage
 from logstream.console.warm import Warmer
 from logstream.errors import LogstreamError
 
@@ -103,11 +105,25 @@ def _install_error_handlers(app: FastAPI) -> None:
             )
         )
 
+    def unavailable(request: Request, detail: str) -> Response:
+        if is_api(request):
+            return _security_headers(JSONResponse({"detail": detail}, status_code=503))
+        return _security_headers(_error_page(detail, 503))
+
     @app.exception_handler(LogstreamError)
     async def data_error(request: Request, exc: LogstreamError) -> Response:
-        if is_api(request):
-            return _security_headers(JSONResponse({"detail": str(exc)}, status_code=503))
-        return _security_headers(_error_page(str(exc), 503))
+        return unavailable(request, str(exc))
+
+    async def storage_error(request: Request, exc: Exception) -> Response:
+        return unavailable(
+            request,
+            f"the console could not read its data ({type(exc).__name__}: {exc}); check that "
+            "data_root, status_dir and reports_dir are reachable from the API server (shared "
+            "storage: s3_endpoint, s3_credentials_file, webhdfs_url)",
+        )
+
+    for error in STORAGE_ERRORS:
+        app.add_exception_handler(error, storage_error)
 
 
 class StartWarmUp:
@@ -242,13 +258,14 @@ def create_app(
 
     @app.get("/files/{relative:path}")
     def report_file(relative: str) -> Response:
-        target = reports.served_file(settings(), relative)
-        if target is None:
+        current = settings()
+        target = reports.served_file(current, relative)
+        headers = {"Content-Security-Policy": FILE_POLICY}
+        if isinstance(target, Path):
+            return FileResponse(target, media_type=reports.media_type(target), headers=headers)
+        content = None if target is None else shared_storage(current).read_bytes(target)
+        if target is None or content is None:
             raise HTTPException(404, "no such report file")
-        return FileResponse(
-            target,
-            media_type=reports.SERVED_TYPES[target.suffix],
-            headers={"Content-Security-Policy": FILE_POLICY},
-        )
+        return Response(content, media_type=reports.media_type(target), headers=headers)
 
     return app

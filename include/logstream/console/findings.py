@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 from logstream import catalog
 from logstream.catalog import anomalies as rules
 from logstream.config import Settings
-from logstream.console.tables import day_folder, read_day, sample_rows
+from logstream.console.tables import day_folder, read_day, sample_rows, table_folder
 
 #: Anomalies listed per page (newest first); the JSON says how many there were.
 MAX_ANOMALIES = 500
@@ -52,7 +52,7 @@ def evidence(settings: Settings, anomaly: dict) -> dict:
     if kind == "late_data_user":
         day = start.astimezone(UTC).date()
         return {
-            "bronze_table": str(day_folder(settings, "late_events", day).parent),
+            "bronze_table": str(table_folder(settings, "late_events")),
             "bronze_folders": ["event_date=*"],
             "bronze_filter": f"user_id = {quoted} and processing_time on {day.isoformat()}",
         }
@@ -64,7 +64,7 @@ def evidence(settings: Settings, anomaly: dict) -> dict:
     return {
         "metric_table": str(day_folder(settings, family.name, window_day)),
         "metric_filter": f"{key} = {quoted} and window_start = '{_iso(start)}'",
-        "bronze_table": str(day_folder(settings, family.source, window_day).parent),
+        "bronze_table": str(table_folder(settings, family.source)),
         "bronze_folders": _hours(start, end),
         "bronze_filter": f"{key} = {quoted} and {span}",
     }

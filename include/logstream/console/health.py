@@ -1,8 +1,9 @@
 """Pipeline health for the console: each query's last status, its recent progress history, and
 the supervisor's view (running job, restarts, an operator's hold).
 
-Sources: the status files and their daily history (:mod:`logstream.stream.status`) and the
-supervisor's state files (:mod:`logstream.supervisor.state`); no table is read.
+Sources: the status files and their daily history (:mod:`logstream.stream.status`, in a local
+or shared ``status_dir``) and the supervisor's state files (:mod:`logstream.supervisor.state`);
+no table is read.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from logstream.config import Settings
+from logstream.console.tables import shared_storage
 from logstream.stream.status import read_history, read_statuses
 from logstream.supervisor import state
 from logstream.timeutil import parse_iso
@@ -45,7 +47,7 @@ def _age_seconds(stamp: str | None, now: datetime) -> float | None:
 def query_rows(settings: Settings, now: datetime) -> list[dict]:
     """One row per status file: :data:`QUERY_FIELDS` and how old the status is."""
     rows = []
-    for status in read_statuses(settings.status_dir):
+    for status in read_statuses(settings.status_dir, shared_storage(settings)):
         row = {name: status.get(name) for name in QUERY_FIELDS}
         row["query"] = str(row["query"] or "unnamed")
         row["age_seconds"] = _age_seconds(status.get("updated_at"), now)
@@ -56,7 +58,8 @@ def query_rows(settings: Settings, now: datetime) -> list[dict]:
 def history_series(settings: Settings, now: datetime, hours: float) -> dict[str, dict]:
     """``{query: {series: [[epoch ms, value], ...]}}`` over the last ``hours``, oldest first."""
     series: dict[str, dict[str, list]] = {}
-    for record in read_history(settings.status_dir, now - timedelta(hours=hours), now):
+    since = now - timedelta(hours=hours)
+    for record in read_history(settings.status_dir, since, now, shared_storage(settings)):
         moment = parse_iso(record.get("timestamp"))
         if moment is None:
             continue

@@ -7,10 +7,16 @@ the day (and hours) it shows, so a page costs the same on the first day and afte
 and files whose names start with ``_`` or ``.`` (staging, commit markers, temporary files) are
 skipped, as Spark's readers skip them.
 
+``data_root`` is a local folder (a :class:`~pathlib.Path` here) or shared storage (``hdfs://``,
+``s3a://``: a URI string, read through :class:`~logstream.storage.fs.Storage`). The two differ in
+one place, :func:`_listing`: a local folder is walked with ``os`` calls and its listing reused
+while no folder's mtime changed; shared storage is listed in one recursive call per view (object
+stores have no folder mtimes), each file's size and modification time telling what is new.
+
 The stream writes a file per micro-batch, so a busy day has thousands of small files per table,
 and opening them is what a first view costs (each file's footer and pages, under a millisecond
-each, adds up to seconds). What was read of each folder is kept in memory (:class:`_DayCache`)
-and on disk (:class:`_DiskStore`, under ``<state_dir>/console/tables``): a later view, or the
+each, adds up to seconds). What was read of each folder is kept in memory (:class:`DayCache`)
+and on disk (:class:`DiskStore`, under ``<state_dir>/console/tables``): a later view, or the
 first view after the API server restarts, reads only the files that arrived since. Only the
 columns a page asks for are decoded, and bronze ``events`` are kept per hour folder, so the live
 hours moving on reuse what was read.
@@ -18,16 +24,11 @@ hours moving on reuse what was read.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
 import logging
 import os
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -35,10 +36,22 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
+from botocore.exceptions import BotoCoreError
 
 from logstream.config import Settings
-from logstream.errors import ConfigError
-from logstream.storage.fs import local_path
+from logstream.console.cache import (
+    CACHE,
+    FILE_INDEX,
+    LISTINGS,
+    PERSIST_AFTER_FILES,
+    READERS,
+    DiskStore,
+    Files,
+    FolderRead,
+    Walked,
+    cache_folder,
+)
+from logstream.storage.fs import Storage, join, local_path, parse_location
 
 log = logging.getLogger(__name__)
 
@@ -119,22 +132,66 @@ DATE_PARTITION = {
 }
 
 
-def data_folder(settings: Settings) -> Path:
-    """The local folder of ``data_root``; the console reads local tables only."""
+#: A folder of tables: a local path, or a location on shared storage (``hdfs://``, ``s3a://``).
+Folder = Path | str
+
+#: What reading the tables or reports can raise when storage is unreachable or refuses: OS
+#: errors (the local disk, WebHDFS, S3 answers), and the S3 client's own (no credentials, no
+#: connection to the endpoint).
+STORAGE_ERRORS: tuple[type[Exception], ...] = (OSError, BotoCoreError)
+
+#: Storage for each settings object in use (the API server has one): its clients are reused.
+_STORAGES: OrderedDict[int, tuple[Settings, Storage]] = OrderedDict()
+_STORAGES_LOCK = threading.Lock()
+
+
+def shared_storage(settings: Settings) -> Storage:
+    """One :class:`Storage` per settings object, so that a view reuses its S3 and WebHDFS
+    clients (and their connections) instead of opening new ones."""
+    with _STORAGES_LOCK:
+        known = _STORAGES.get(id(settings))
+        if known is None or known[0] is not settings:
+            known = (settings, Storage(settings))
+            _STORAGES[id(settings)] = known
+            while len(_STORAGES) > 8:
+                _STORAGES.popitem(last=False)
+        _STORAGES.move_to_end(id(settings))
+        return known[1]
+
+
+def data_folder(settings: Settings) -> Folder:
+    """``data_root``: its local folder, or its URI on shared storage (``hdfs://``, ``s3a://``;
+    any other scheme is a ConfigError that says which ones work)."""
     folder = local_path(settings.data_root)
-    if folder is None:
-        raise ConfigError(
-            f"data_root={settings.data_root!r} is not a local folder: the console reads the "
-            "tables with plain file I/O on the API server's machine; point LOGSTREAM_DATA_ROOT at "
-            "a local path or a mount of it"
-        )
-    return folder
+    if folder is not None:
+        return folder
+    parse_location(settings.data_root)
+    return settings.data_root.rstrip("/")
 
 
-def day_folder(settings: Settings, table: str, day: date) -> Path:
+def _child(folder: Folder, *names: str) -> Folder:
+    return folder.joinpath(*names) if isinstance(folder, Path) else join(folder, *names)
+
+
+def table_folder(settings: Settings, table: str) -> Folder:
+    """``<data_root>/<table>``."""
+    return _child(data_folder(settings), table)
+
+
+def day_folder(settings: Settings, table: str, day: date) -> Folder:
     """``<data_root>/<table>/<date column>=<day>``."""
     column = DATE_PARTITION.get(table, "window_date")
-    return data_folder(settings) / table / f"{column}={day.isoformat()}"
+    return _child(table_folder(settings, table), f"{column}={day.isoformat()}")
+
+
+def child_names(settings: Settings, folder: Folder) -> list[str]:
+    """The names in ``folder`` (partition folders, files); empty when it does not exist."""
+    if isinstance(folder, str):
+        return shared_storage(settings).list_names(folder)
+    try:
+        return sorted(os.listdir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
 
 
 def _visible(name: str) -> bool:
@@ -161,189 +218,30 @@ def schema_of(columns: Sequence[str]) -> pa.Schema:
     return pa.schema([(name, COLUMN_TYPES[name]) for name in columns])
 
 
-#: The column that tells which file (an index into the folder's file list) a cached row came from.
-FILE_INDEX = "__file"
-#: A disk copy of a folder's rows is rewritten once this many files arrived since the last one.
-PERSIST_AFTER_FILES = 100
-#: The disk copies kept (least recently used dropped beyond).
-DISK_BUDGET_BYTES = 2 * 1024**3
-_LISTING_KEY = b"logstream.console.files"
-_CACHE_KEY = b"logstream.console.key"
+#: A file on shared storage up to this size is fetched in one request, then decoded; a larger
+#: one is read by ranges (only the columns asked for).
+WHOLE_FILE_BYTES = 16 * 1024**2
 
 
-_Files = tuple[tuple[str, int, int], ...]  # (path, mtime ns, size)
-_Walked = tuple[tuple[str, int], ...]  # (folder, mtime ns)
-
-
-@dataclass(frozen=True)
-class _Read:
-    files: _Files  # in the order read
-    table: pa.Table  # the rows of every file, with FILE_INDEX
-    persisted: int = 0  # how many of ``files`` the disk copy holds
-
-
-class _DiskStore:
-    """Each folder's rows as read (:class:`_Read`), one Arrow IPC file per (folder, columns)
-    under ``root``, so that the first view after the API server (re)starts reads one file plus
-    the files the stream wrote since, not thousands of micro-batch files.
-
-    A copy names the files it holds (path, mtime, size): :func:`_folder_rows` checks it against
-    the folder like the memory cache. Writes are atomic (a temporary file, then a rename), so
-    several API server workers may share the folder. Copies beyond :data:`DISK_BUDGET_BYTES`,
-    least recently used first, are deleted."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def _path(self, key: tuple) -> Path:
-        digest = hashlib.sha256(json.dumps(key).encode()).hexdigest()[:32]
-        return self.root / f"{digest}.arrow"
-
-    def load(self, key: tuple, schema: pa.Schema) -> tuple[_Read, _Walked] | None:
-        """The copy of ``key`` and the folders walked (with their mtimes) when it was listed."""
-        path = self._path(key)
-        try:
-            with pa.OSFile(str(path)) as source:
-                table = pa.ipc.open_file(source).read_all()
-        except (OSError, pa.ArrowException):
-            return None  # none yet, or unreadable: read the folder
-        with contextlib.suppress(OSError):
-            os.utime(path)  # recently used: pruned last
-        meta = table.schema.metadata or {}
-        expected = schema.append(pa.field(FILE_INDEX, pa.int32()))
-        try:
-            if json.loads(meta[_CACHE_KEY]) != json.loads(json.dumps(key)):
-                return None
-            listing = json.loads(meta[_LISTING_KEY])
-            files = tuple(
-                zip(
-                    map(str, listing["paths"]),
-                    map(int, listing["mtimes"]),
-                    map(int, listing["sizes"]),
-                    strict=True,
-                )
-            )
-            walked = tuple((str(f), int(m)) for f, m in listing["walked"])
-        except (KeyError, ValueError, TypeError):
-            return None
-        if not table.schema.remove_metadata().equals(expected):
-            return None
-        return _Read(files, table.replace_schema_metadata(None), persisted=len(files)), walked
-
-    def save(self, key: tuple, entry: _Read, walked: _Walked) -> _Read:
-        """Write ``entry`` (listed when the folders had the mtimes in ``walked``)."""
-        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        path = self._path(key)
-        paths, mtimes, sizes = zip(*entry.files, strict=True) if entry.files else ((), (), ())
-        listing = {"walked": walked, "paths": paths, "mtimes": mtimes, "sizes": sizes}
-        table = entry.table.replace_schema_metadata(
-            {_CACHE_KEY: json.dumps(key), _LISTING_KEY: json.dumps(listing)}
-        )
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
-        try:
-            with (
-                pa.OSFile(str(temporary), "wb") as sink,
-                pa.ipc.new_file(sink, table.schema) as writer,
-            ):
-                writer.write_table(table)
-            os.replace(temporary, path)
-        except OSError as exc:
-            temporary.unlink(missing_ok=True)
-            log.warning("console cache not written", extra={"path": str(path), "error": str(exc)})
-            return entry
-        self._prune()
-        return _Read(entry.files, entry.table, persisted=len(entry.files))
-
-    def _prune(self) -> None:
-        copies = []
-        for item in self.root.glob("*.arrow"):
-            try:
-                stat = item.stat()
-            except FileNotFoundError:
-                continue
-            copies.append((stat.st_mtime, stat.st_size, item))
-        total = sum(size for _, size, _ in copies)
-        for _, size, item in sorted(copies):
-            if total <= DISK_BUDGET_BYTES:
-                break
-            item.unlink(missing_ok=True)
-            total -= size
-
-
-class _DayCache:
-    """What the console read of each (folder, columns), least recently used dropped beyond
-    ``max_bytes``.
-
-    The stream only adds files to a day's folders, so a later view reads just the files that
-    arrived since and appends them; a file that changed or went (a republished day) makes the
-    entry read again from scratch. The API server is long-lived: after the first view of a day, a
-    page costs a look at its folders' mtimes (:func:`_listing`) plus the new files.
-    """
-
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self._entries: OrderedDict[tuple, _Read] = OrderedDict()
-        self._lock = threading.Lock()
-        self._key_locks: dict[tuple, threading.Lock] = {}
-
-    def key_lock(self, key: tuple) -> threading.Lock:
-        """One reader per key at a time: a page asking while the warm-up reads the same folder
-        waits for that read instead of repeating it."""
-        with self._lock:
-            return self._key_locks.setdefault(key, threading.Lock())
-
-    def get(self, key: tuple) -> _Read | None:
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None:
-                self._entries.move_to_end(key)
-            return entry
-
-    def put(self, key: tuple, entry: _Read) -> None:
-        with self._lock:
-            self._entries[key] = entry
-            self._entries.move_to_end(key)
-            total = sum(e.table.nbytes for e in self._entries.values())
-            while total > self.max_bytes and len(self._entries) > 1:
-                dropped_key, dropped = self._entries.popitem(last=False)
-                self._key_locks.pop(dropped_key, None)
-                total -= dropped.table.nbytes
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-            _LISTINGS.clear()
-
-
-CACHE = _DayCache(max_bytes=512 * 1024 * 1024)
-_READERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="console-read")
-
-
-def cache_folder(settings: Settings) -> Path:
-    """Where the console keeps its disk copies of what it read (private, like the state)."""
-    return Path(settings.state_dir) / "console" / "tables"
-
-
-#: folder -> (each folder walked with its mtime ns, its files): a listing reused while no
-#: folder in it changed.
-_LISTINGS: dict[str, tuple[_Walked, _Files]] = {}
-
-
-def _unchanged(folders: _Walked) -> bool:
+def _unchanged(folders: Walked) -> bool:
     try:
         return bool(folders) and all(os.stat(f).st_mtime_ns == m for f, m in folders)
     except FileNotFoundError:
         return False
 
 
-def _listing(folder: Path) -> tuple[_Walked, _Files]:
+def _listing(folder: Folder, storage: Storage | None) -> tuple[Walked, Files]:
     """The folders walked under ``folder`` (with their mtimes, taken before the files were
     listed) and ``(path, mtime ns, size)`` of its Parquet files.
 
-    Files are added, replaced and removed by renames (Spark's commit, the publisher), which
-    change the mtime of the folder holding them: while no folder under ``folder`` changed, the
-    last listing stands, and a view of a day with thousands of files skips a stat per file."""
-    known = _LISTINGS.get(str(folder))
+    Local: files are added, replaced and removed by renames (Spark's commit, the publisher),
+    which change the mtime of the folder holding them: while no folder under ``folder``
+    changed, the last listing stands, and a view of a day with thousands of files skips a stat
+    per file. Shared storage (``storage``): one recursive listing, no folders to check later."""
+    if isinstance(folder, str):
+        assert storage is not None, "a folder on shared storage is read through a Storage"
+        return (), _shared_listing(folder, storage)
+    known = LISTINGS.get(str(folder))
     if known is not None and _unchanged(known[0]):
         return known
     walked, listed = [], []
@@ -362,8 +260,26 @@ def _listing(folder: Path) -> tuple[_Walked, _Files]:
             continue
         listed.append((path, stat.st_mtime_ns, stat.st_size))
     result = (tuple(walked), tuple(listed))
-    _LISTINGS[str(folder)] = result
+    LISTINGS[str(folder)] = result
     return result
+
+
+def _shared_listing(folder: str, storage: Storage) -> Files:
+    """``(location, mtime ns, size)`` of the visible Parquet files under ``folder`` on shared
+    storage. A file is known by its name, size and modification time (S3 keeps it to the
+    second): the stream and the publisher write new names, never new content under an old one
+    within a second."""
+    prefix = folder.rstrip("/") + "/"
+    listed = []
+    for entry in storage.walk(folder):
+        relative = entry.location.removeprefix(prefix)
+        if (
+            entry.location.startswith(prefix)
+            and relative.endswith(".parquet")
+            and all(_visible(part) for part in relative.split("/"))
+        ):
+            listed.append((entry.location, int(entry.modified * 1_000_000_000), entry.size))
+    return tuple(listed)
 
 
 def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
@@ -379,30 +295,49 @@ def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=schema)
 
 
-def _read_file(path: str, schema: pa.Schema) -> pa.Table:
-    """``schema``'s columns of one Parquet file (only those columns are decoded)."""
-    parquet = pq.ParquetFile(path)
+def _read_file(path: str, schema: pa.Schema, storage: Storage | None, size: int) -> pa.Table:
+    """``schema``'s columns of one Parquet file (only those columns are decoded): a local path,
+    or a location read through ``storage`` (small files in one request)."""
+    if storage is None:
+        source = path
+    elif size <= WHOLE_FILE_BYTES:
+        data = storage.read_bytes(path)
+        if data is None:
+            raise FileNotFoundError(path)
+        source = pa.BufferReader(data)
+    else:
+        filesystem, fs_path = storage.arrow_filesystem(path)
+        source = filesystem.open_input_file(fs_path)
+    parquet = pq.ParquetFile(source)
     present = [name for name in schema.names if name in parquet.schema_arrow.names]
     return _conform(parquet.read(columns=present, use_threads=False), schema)
 
 
-def _read_new(files: Sequence[tuple[str, int, int]], first: int, schema: pa.Schema) -> pa.Table:
+def _read_new(
+    files: Sequence[tuple[str, int, int]],
+    first: int,
+    schema: pa.Schema,
+    storage: Storage | None,
+) -> pa.Table:
     """The rows of ``files`` (numbered from ``first``) with :data:`FILE_INDEX`."""
 
     def one(item: tuple[int, tuple[str, int, int]]) -> pa.Table:
-        number, (path, _, _) = item
-        table = _read_file(path, schema)
+        number, (path, _, size) = item
+        table = _read_file(path, schema, storage, size)
         return table.append_column(FILE_INDEX, pa.repeat(pa.scalar(number, pa.int32()), len(table)))
 
-    tables = list(_READERS.map(one, enumerate(files, start=first)))
+    tables = list(READERS.map(one, enumerate(files, start=first)))
     if not tables:
         return schema.append(pa.field(FILE_INDEX, pa.int32())).empty_table()
     return pa.concat_tables(tables).combine_chunks()
 
 
-def _folder_rows(folder: Path, schema: pa.Schema, store: _DiskStore | None) -> _Read:
-    """Every row of the files under ``folder``: from memory, else from the disk copy, extended
-    with the files that arrived since; read from scratch when a known file changed or went."""
+def _folder_rows(
+    folder: Folder, schema: pa.Schema, store: DiskStore | None, storage: Storage | None
+) -> FolderRead:
+    """Every row of the files under ``folder`` (``storage`` reads it when it is not local):
+    from memory, else from the disk copy, extended with the files that arrived since; read from
+    scratch when a known file changed or went."""
     key = (str(folder), tuple(schema.names))
     with CACHE.key_lock(key):
         cached = CACHE.get(key)
@@ -410,32 +345,44 @@ def _folder_rows(folder: Path, schema: pa.Schema, store: _DiskStore | None) -> _
             loaded = store.load(key, schema)
             if loaded is not None:
                 cached, walked = loaded
-                if str(folder) not in _LISTINGS and _unchanged(walked):
+                if str(folder) not in LISTINGS and _unchanged(walked):
                     # nothing was added, replaced or removed since the copy: its listing stands
-                    _LISTINGS[str(folder)] = (walked, cached.files)
-        walked, files = _listing(folder)
+                    LISTINGS[str(folder)] = (walked, cached.files)
+        walked, files = _listing(folder, storage)
         known = set() if cached is None else set(cached.files)
         if cached is not None and len(known) == len(files) and known.issuperset(files):
             entry = cached
         elif cached is not None and known.issubset(files):
             new = [item for item in files if item not in known]
-            added = _read_new(new, len(cached.files), schema)
-            entry = _Read(
+            added = _read_new(new, len(cached.files), schema, storage)
+            entry = FolderRead(
                 cached.files + tuple(new),
                 pa.concat_tables([cached.table, added]),
                 cached.persisted,
             )
         else:
-            entry = _Read(files, _read_new(files, 0, schema))
+            entry = FolderRead(files, _read_new(files, 0, schema, storage))
         if store is not None and len(entry.files) - entry.persisted >= PERSIST_AFTER_FILES:
             entry = store.save(key, entry, walked)
         CACHE.put(key, entry)
         return entry
 
 
-def _folders(settings: Settings, table: str, day: date, hours: Iterable[int] | None) -> list[Path]:
+def _folders(
+    settings: Settings, table: str, day: date, hours: Iterable[int] | None
+) -> list[Folder]:
     folder = day_folder(settings, table, day)
-    return [folder] if hours is None else [folder / f"event_hour={h}" for h in sorted(set(hours))]
+    return (
+        [folder]
+        if hours is None
+        else [_child(folder, f"event_hour={h}") for h in sorted(set(hours))]
+    )
+
+
+def _storage(settings: Settings) -> Storage | None:
+    """The Storage that reads ``data_root``; None when it is a local folder (read with ``os``
+    and pyarrow's own local file system)."""
+    return None if isinstance(data_folder(settings), Path) else shared_storage(settings)
 
 
 def read_day(
@@ -451,10 +398,11 @@ def read_day(
     table when nothing was written."""
     folders = _folders(settings, table, day, hours)
     schema = schema_of(columns)
-    store = _DiskStore(cache_folder(settings))
+    store = DiskStore(cache_folder(settings))
+    storage = _storage(settings)
     for attempt in (1, 2):
         try:
-            parts = [_folder_rows(folder, schema, store).table for folder in folders]
+            parts = [_folder_rows(folder, schema, store, storage).table for folder in folders]
             if not parts:
                 return schema.empty_table()
             rows = pa.concat_tables(parts).drop_columns([FILE_INDEX])
@@ -479,8 +427,9 @@ def sample_rows(
     """Per value of ``values``, up to ``limit`` rows of ``table`` for ``day`` whose ``key``
     column equals it, from the first files that hold such rows (found in the cached ``key``
     column). Wide columns, such as raw payloads, are read from those files only, never cached."""
-    store = _DiskStore(cache_folder(settings))
-    keys = _folder_rows(day_folder(settings, table, day), schema_of([key]), store)
+    store = DiskStore(cache_folder(settings))
+    storage = _storage(settings)
+    keys = _folder_rows(day_folder(settings, table, day), schema_of([key]), store, storage)
     schema = schema_of(list(dict.fromkeys([*columns, key])))
     samples = {}
     for value in values:
@@ -489,10 +438,13 @@ def sample_rows(
         found: list[pa.Table] = []
         rows = 0
         for number in sorted(numbers):
+            path, filesystem = keys.files[number][0], None
+            if storage is not None:
+                filesystem, path = storage.arrow_filesystem(path)
             try:
-                piece = ds.dataset(keys.files[number][0], format="parquet", schema=schema).to_table(
-                    filter=match, columns=list(columns)
-                )
+                piece = ds.dataset(
+                    path, filesystem=filesystem, format="parquet", schema=schema
+                ).to_table(filter=match, columns=list(columns))
             except FileNotFoundError:
                 continue
             found.append(piece.slice(0, limit - rows))

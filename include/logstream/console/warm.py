@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from logstream.config import Settings
 from logstream.console import findings, windows
-from logstream.console.tables import cache_folder
+from logstream.console.tables import STORAGE_ERRORS, cache_folder
 from logstream.errors import LogstreamError
 
 log = logging.getLogger(__name__)
@@ -131,7 +131,7 @@ class Warmer:
                 settings = self._settings()
                 if in_use or self._keeps_reads_current(settings):
                     warm_today(settings)
-            except (LogstreamError, OSError, ValueError, pa.ArrowException) as exc:
+            except (LogstreamError, *STORAGE_ERRORS, ValueError, pa.ArrowException) as exc:
                 # a warm-up never breaks the server; the pages report what is wrong
                 log.warning("console warm-up failed", extra={"error": str(exc)})
             self._stopped.wait(self._interval_s if in_use else self._idle_interval_s)

@@ -9,7 +9,6 @@ Spark's ``percentile_approx``.
 
 from __future__ import annotations
 
-import os
 from datetime import date, datetime
 
 import pyarrow as pa
@@ -17,7 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from logstream.config import Settings
-from logstream.console.tables import day_folder, read_day
+from logstream.console.tables import child_names, day_folder, read_day
 
 #: Services charted per page (the busiest); the JSON lists them all.
 MAX_CHARTED_SERVICES = 12
@@ -55,11 +54,8 @@ def final_windows(settings: Settings, day: date, service: str | None = None) -> 
 
 
 def _day_hours(settings: Settings, day: date) -> list[int]:
-    folder = day_folder(settings, "events", day)
-    if not folder.is_dir():
-        return []
     hours = []
-    for name in os.listdir(folder):
+    for name in child_names(settings, day_folder(settings, "events", day)):
         prefix, _, value = name.partition("=")
         if prefix == "event_hour" and value.isdigit():
             hours.append(int(value))

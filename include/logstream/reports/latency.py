@@ -5,7 +5,8 @@ Airflow DAG.
 
 * the ``latency_report`` Parquet table, partitioned by ``report_date``, where a run replaces
   exactly its hour's rows (re-running an hour gives the same rows, never duplicates);
-* ``<reports_dir>/latency/<YYYY-MM-DDTHH>.html`` (:mod:`logstream.reports.latency_html`) and
+* ``<reports_dir>/latency/<YYYY-MM-DDTHH>.html`` (``reports_dir`` local or shared: hdfs://,
+  s3a://) (:mod:`logstream.reports.latency_html`) and
   ``latest.html``, a copy of the newest hour;
 * ``<YYYY-MM-DDTHH>.json``, the summary the DAG reads back (:func:`publish_report`) to log the
   link and deliver WARNING/CRITICAL alerts (safe to embed in a page as it is:
@@ -38,7 +39,7 @@ from logstream.errors import ConfigError
 from logstream.reports import page_safe_json
 from logstream.reports.latency_html import render_html
 from logstream.schemas import LATENCY_REPORT
-from logstream.storage.fs import HadoopFS, local_path, write_local_text
+from logstream.storage.fs import HadoopFS, Storage, join, local_path, parse_location
 from logstream.storage.tables import table_path
 from logstream.timeutil import from_spark
 
@@ -107,57 +108,61 @@ def _utc_hour(row: dict) -> dict:
     return {**row, "report_hour": from_spark(row["report_hour"])}
 
 
-def report_folder(settings: Settings) -> Path:
-    """``<reports_dir>/latency``; the reports are files on the machine that runs the job."""
-    folder = local_path(settings.reports_dir)
-    if folder is None:
-        raise ConfigError(
-            f"reports_dir={settings.reports_dir!r} must be a local folder (the HTML report is "
-            "written with plain file I/O); set LOGSTREAM_REPORTS_DIR to a path"
-        )
-    return folder.expanduser().resolve() / "latency"
+def report_folder(settings: Settings) -> Path | str:
+    """``<reports_dir>/latency``: a local folder as a resolved Path, a shared one (``hdfs://``,
+    ``s3a://``) as its URI; either is read and written through :class:`Storage`."""
+    local = local_path(settings.reports_dir)
+    if local is None:
+        parse_location(settings.reports_dir)  # a scheme Python cannot reach is a ConfigError
+        return join(settings.reports_dir, "latency")
+    return local.expanduser().resolve() / "latency"
 
 
 @dataclass(frozen=True)
 class ReportResult:
     hour: str
-    html_path: Path
-    summary_path: Path
+    html_path: Path | str
+    summary_path: Path | str
     table: str
     rows: list[dict] = field(default_factory=list)
-
-    @property
-    def html_url(self) -> str:
-        return self.html_path.as_uri()
+    html_url: str = ""
 
 
 def run_report(spark: SparkSession, settings: Settings, hour: datetime) -> ReportResult:
     """Build the hour's report and write the table, the HTML page and the JSON summary."""
     hour_text = format_hour(hour)
     folder = report_folder(settings)
+    storage = Storage(settings)
     rows = sort_rows(
         _utc_hour(row.asDict()) for row in build_report(spark, settings, hour).collect()
     )
     table = write_report_table(spark, settings, hour, rows)
     generated_at = datetime.now(UTC)
-    html_path = folder / f"{hour_text}.html"
-    write_local_text(html_path, render_html(hour, rows, generated_at=generated_at, table=table))
-    _refresh_latest(folder)
-    summary_path = folder / f"{hour_text}.json"
+    html_path = _in(folder, f"{hour_text}.html")
+    html = render_html(hour, rows, generated_at=generated_at, table=table)
+    storage.write_text(html_path, html)
+    _refresh_latest(storage, folder)
+    summary_path = _in(folder, f"{hour_text}.json")
+    html_url = storage.uri(html_path)
     summary = {
         "hour": hour_text,
         "html": str(html_path),
-        "html_url": html_path.as_uri(),
+        "html_url": html_url,
         "table": table,
         "generated_at": generated_at.isoformat(),
         "rows": [_jsonable(row) for row in rows],
     }
-    write_local_text(summary_path, page_safe_json.dumps(summary))
+    storage.write_text(summary_path, page_safe_json.dumps(summary))
     log.info(
         "latency report written",
         extra={"hour": hour_text, "rows": len(rows), "html": str(html_path), "table": table},
     )
-    return ReportResult(hour_text, html_path, summary_path, table, rows)
+    return ReportResult(hour_text, html_path, summary_path, table, rows, html_url)
+
+
+def _in(folder: Path | str, name: str) -> Path | str:
+    """``name`` in ``folder``, keeping its kind (a local Path, a remote URI)."""
+    return folder / name if isinstance(folder, Path) else join(folder, name)
 
 
 def _jsonable(row: dict) -> dict:
@@ -167,17 +172,20 @@ def _jsonable(row: dict) -> dict:
     }
 
 
-def _refresh_latest(folder: Path) -> None:
+def _refresh_latest(storage: Storage, folder: Path | str) -> None:
     """``latest.html`` = the newest hour's page (a backfill of an old hour does not replace it)."""
     hours = []
-    for page in folder.glob("*.html"):
+    for name in storage.list_names(folder):
+        if not name.endswith(".html"):
+            continue
         try:
-            hours.append((parse_hour(page.stem), page))
+            hours.append((parse_hour(name.removesuffix(".html")), name))
         except ConfigError:
             continue
     if hours:
-        newest = max(hours)[1]
-        write_local_text(folder / "latest.html", newest.read_text(encoding="utf-8"))
+        newest = storage.read_text(_in(folder, max(hours)[1]))
+        if newest is not None:
+            storage.write_text(_in(folder, "latest.html"), newest)
 
 
 # -- delivery (Airflow side: plain Python, no Spark) -------------------------------------------
@@ -190,14 +198,14 @@ def publish_report(settings: Settings, hour: str, links: dict | None = None) -> 
     hour does not page twice (the alert path deduplicates by key). Returns what the DAG logs.
     """
     hour_text = format_hour(parse_hour(hour))
-    summary_path = report_folder(settings) / f"{hour_text}.json"
-    try:
-        summary = json.loads(summary_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    summary_path = _in(report_folder(settings), f"{hour_text}.json")
+    text = Storage(settings).read_text(summary_path)
+    if text is None:
         raise ConfigError(
             f"no latency report summary at {summary_path}; run jobs/latency_report.py "
             f"--hour {hour_text} first (the DAG's build_report task)"
-        ) from None
+        )
+    summary = json.loads(text)
     alerts = [
         _latency_alert(row, hour_text, summary, links or {})
         for row in summary["rows"]

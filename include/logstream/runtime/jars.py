@@ -1,17 +1,20 @@
 """JVM artifacts from Maven Central, fetched once with ``mvn`` into a git-ignored cache.
 
-Two bundles, each described by a POM under ``jvm/``:
+Bundles, each described by a POM under ``jvm/``:
 
 * ``kafka-broker``: the Apache Kafka broker (KRaft) and a log4j2 backend;
-* ``spark-kafka``: Spark's Kafka connector matching the pinned pyspark, with its runtime jars.
+* ``spark-kafka``: Spark's Kafka connector matching the pinned pyspark, with its runtime jars;
+* ``spark-s3a``: Hadoop's S3A filesystem (``s3a://``) with the AWS SDK modules it uses;
+* ``hdfs-minicluster``: Hadoop's MiniDFSCluster, the local HDFS of :mod:`logstream.runtime.hdfs`;
+* ``s3proxy``: an S3-compatible server, the local S3 of :mod:`logstream.runtime.s3`.
 
-and one jar built here: ``logstream-spark``, the parsers' text-level half (``jvm/logstream-spark``,
-Java, see logstream.transforms.parsing), compiled with the JDK's ``javac`` against the pyspark
-wheel's own
-jars, so it always matches the Spark it runs in.
+and two jars built here with the JDK's ``javac``, against the pyspark wheel's own jars so they
+always match the Spark (and Hadoop) they run with: ``logstream-spark``, the parsers' text-level
+half (``jvm/logstream-spark``, see logstream.transforms.parsing), and ``hdfs-minicluster-main``,
+the launcher of the local HDFS (``jvm/hdfs-minicluster/src``).
 
-Nothing is downloaded at run time by Spark (no Ivy): the session factory hands these jars to
-Spark through ``spark.jars``.
+Nothing is downloaded at run time by Spark (no Ivy): the session factory hands the connector jars
+to Spark through ``spark.jars``.
 """
 
 from __future__ import annotations
@@ -22,13 +25,16 @@ import re
 import shutil
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from logstream.config import PROJECT_ROOT, Settings
 from logstream.errors import MissingDependencyError
 from logstream.runtime.java import find_java
 
-BUNDLES = ("kafka-broker", "spark-kafka")
+BUNDLES = ("kafka-broker", "spark-kafka", "spark-s3a", "hdfs-minicluster", "s3proxy")
+#: the bundles whose jars go on Spark's classpath
+SPARK_BUNDLES = ("spark-kafka", "spark-s3a")
 JVM_DIR = PROJECT_ROOT / "jvm"
 _VERSION_SUFFIX = re.compile(r"-\d+\.[\w.\-]*\.jar$")
 
@@ -89,36 +95,63 @@ def fetch(settings: Settings, bundles: tuple[str, ...] = BUNDLES, force: bool = 
         (staging / ".pom-sha256").write_text(_pom_digest(bundle) + "\n")
         shutil.rmtree(target, ignore_errors=True)
         staging.rename(target)
+    if "hdfs-minicluster" in bundles:
+        build_hdfs_main_jar(settings, force=force)
 
 
-UDF_SOURCES = JVM_DIR / "logstream-spark" / "src" / "main" / "java"
 _JAVAC_FLAGS = ("-nowarn", "--release", "17")
 
 
-def _udf_sources() -> list[Path]:
-    sources = sorted(UDF_SOURCES.rglob("*.java"))
-    if not sources:
-        raise MissingDependencyError(
-            f"no Java sources under {UDF_SOURCES}: the checkout is incomplete (jvm/logstream-spark "
-            "holds the parsers' Java half); restore it from git"
-        )
-    return sources
+@dataclass(frozen=True)
+class JavaBuild:
+    """A jar compiled here from ``jvm/<source>/src/main/java`` into ``<jars_dir>/<name>/``,
+    named by a digest of its sources, the compiler flags and what it is compiled against
+    (``against``: pyspark's version, plus the POM of ``bundle`` when it needs that bundle's
+    jars on its classpath)."""
+
+    name: str
+    source: str
+    bundle: str = ""
+
+    @property
+    def sources_dir(self) -> Path:
+        return JVM_DIR / self.source / "src" / "main" / "java"
+
+    def sources(self) -> list[Path]:
+        sources = sorted(self.sources_dir.rglob("*.java"))
+        if not sources:
+            raise MissingDependencyError(
+                f"no Java sources under {self.sources_dir}: the checkout is incomplete "
+                f"(jvm/{self.source} holds them); restore it from git"
+            )
+        return sources
+
+    def digest(self) -> str:
+        import pyspark
+
+        digest = hashlib.sha256(f"{pyspark.__version__} {' '.join(_JAVAC_FLAGS)}".encode())
+        if self.bundle:
+            digest.update(_pom_digest(self.bundle).encode())
+        for source in self.sources():
+            digest.update(source.relative_to(self.sources_dir).as_posix().encode())
+            digest.update(source.read_bytes())
+        return digest.hexdigest()[:16]
+
+    def jar(self, settings: Settings) -> Path:
+        return bundle_dir(settings, self.name) / f"{self.name}-{self.digest()}.jar"
+
+    def classpath(self, settings: Settings) -> list[str]:
+        """What it compiles (and runs) against: pyspark's jars, then its bundle's."""
+        extra = [str(jar) for jar in bundle_jars(settings, self.bundle)] if self.bundle else []
+        return [str(spark_home() / "jars" / "*"), *extra]
 
 
-def _udf_digest() -> str:
-    """Identifies the sources, the compiler flags and the Spark they are compiled against."""
-    import pyspark
-
-    digest = hashlib.sha256(f"{pyspark.__version__} {' '.join(_JAVAC_FLAGS)}".encode())
-    for source in _udf_sources():
-        digest.update(source.relative_to(UDF_SOURCES).as_posix().encode())
-        digest.update(source.read_bytes())
-    return digest.hexdigest()[:16]
+UDF_BUILD = JavaBuild("logstream-spark", "logstream-spark")
+HDFS_MAIN_BUILD = JavaBuild("hdfs-minicluster-main", "hdfs-minicluster", bundle="hdfs-minicluster")
 
 
-def udf_jar(settings: Settings) -> Path:
-    """The compiled ``logstream-spark`` jar; raises a helpful error when it was never built."""
-    jar = bundle_dir(settings, "logstream-spark") / f"logstream-spark-{_udf_digest()}.jar"
+def _built(settings: Settings, build: JavaBuild) -> Path:
+    jar = build.jar(settings)
     if not jar.is_file():
         raise MissingDependencyError(
             f"{jar} is missing (never built, or built from other sources); "
@@ -127,15 +160,36 @@ def udf_jar(settings: Settings) -> Path:
     return jar
 
 
+def udf_jar(settings: Settings) -> Path:
+    """The compiled ``logstream-spark`` jar; raises a helpful error when it was never built."""
+    return _built(settings, UDF_BUILD)
+
+
+def hdfs_main_jar(settings: Settings) -> Path:
+    """The compiled launcher of the local HDFS; raises a helpful error when it was never built."""
+    return _built(settings, HDFS_MAIN_BUILD)
+
+
 def build_udf_jar(settings: Settings, force: bool = False) -> Path:
-    """Compile ``jvm/logstream-spark`` into the cache (idempotent: keyed by a source digest).
+    """Compile ``jvm/logstream-spark`` into the cache (idempotent: keyed by a source digest)."""
+    return build_jar(settings, UDF_BUILD, force)
+
+
+def build_hdfs_main_jar(settings: Settings, force: bool = False) -> Path:
+    """Compile the local HDFS's launcher (``jvm/hdfs-minicluster/src``) into the cache
+    (idempotent); needs the ``hdfs-minicluster`` bundle."""
+    return build_jar(settings, HDFS_MAIN_BUILD, force)
+
+
+def build_jar(settings: Settings, build: JavaBuild, force: bool = False) -> Path:
+    """Compile ``build`` into the cache (idempotent: keyed by its digest).
 
     The jar is built in a private folder and moved into place in one step, so concurrent builds
     and running jobs never see a half-written jar; jars of other digests are then removed (a job
     still running from one keeps its open file).
     """
-    target = bundle_dir(settings, "logstream-spark")
-    jar = target / f"logstream-spark-{_udf_digest()}.jar"
+    target = bundle_dir(settings, build.name)
+    jar = build.jar(settings)
     if jar.is_file() and not force:
         return jar
     bin_dir = Path(find_java()).resolve().parent
@@ -143,15 +197,15 @@ def build_udf_jar(settings: Settings, force: bool = False) -> Path:
     if not javac.is_file() or not jar_tool.is_file():
         raise MissingDependencyError(
             f"no javac/jar next to {bin_dir / 'java'}: a JDK (not only a JRE) is needed to build "
-            "logstream's Spark functions; install openjdk-17-jdk-headless or set JAVA_HOME to a JDK"
+            f"{build.name}; install openjdk-17-jdk-headless or set JAVA_HOME to a JDK"
         )
     target.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".build-", dir=target))
     try:
         classes = staging / "classes"
         classes.mkdir()
-        sources = [str(source) for source in _udf_sources()]
-        classpath = str(spark_home() / "jars" / "*")
+        sources = [str(source) for source in build.sources()]
+        classpath = os.pathsep.join(build.classpath(settings))
         built = staging / jar.name
         for command in (
             [str(javac), *_JAVAC_FLAGS, "-cp", classpath, "-d", str(classes), *sources],
@@ -166,7 +220,7 @@ def build_udf_jar(settings: Settings, force: bool = False) -> Path:
         os.replace(built, jar)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    for old in target.glob("logstream-spark-*.jar"):
+    for old in target.glob(f"{build.name}-*.jar"):
         if old != jar:
             old.unlink(missing_ok=True)
     return jar
@@ -185,12 +239,13 @@ def spark_home() -> Path:
 
 
 def spark_connector_jars(settings: Settings) -> list[Path]:
-    """Connector jars that Spark does not already ship (avoids two versions on one classpath)."""
+    """Connector jars (Kafka, S3A) that Spark does not already ship (avoids two versions on one
+    classpath)."""
     shipped = {artifact_name(jar) for jar in (spark_home() / "jars").glob("*.jar")}
-    bundle = bundle_jars(settings, "spark-kafka")
-    return [jar for jar in bundle if artifact_name(jar) not in shipped]
+    jars = [jar for bundle in SPARK_BUNDLES for jar in bundle_jars(settings, bundle)]
+    return [jar for jar in jars if artifact_name(jar) not in shipped]
 
 
 def spark_jars(settings: Settings) -> list[Path]:
-    """Everything logstream adds to Spark's classpath: the Kafka connector and its own jar."""
+    """Everything logstream adds to Spark's classpath: the connectors and its own jar."""
     return [*spark_connector_jars(settings), udf_jar(settings)]

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 
 from logstream.config import Settings
 from logstream.errors import LogstreamError, ServiceError
-from logstream.runtime.jars import BUNDLES, bundle_jars, udf_jar
+from logstream.runtime.jars import SPARK_BUNDLES, bundle_jars, udf_jar
 from logstream.runtime.java import find_java
 from logstream.runtime.server import port_open
 
@@ -50,7 +50,10 @@ def run_preflight(settings: Settings, require_kafka: bool = True) -> PreflightRe
     """Check Java, the cached jars and (optionally) that one of the Kafka bootstrap servers the
     job will use answers; raise a clear error."""
     java = find_java()
-    jars = {bundle: len(bundle_jars(settings, bundle)) for bundle in BUNDLES}
+    # what the job runs with: Spark's connectors and the broker (not the test servers' jars)
+    jars = {
+        bundle: len(bundle_jars(settings, bundle)) for bundle in (*SPARK_BUNDLES, "kafka-broker")
+    }
     udf_jar(settings)  # raises, naming the fix, when logstream's own jar was never built
     jars["logstream-spark"] = 1
     reachable = any(port_open(host, port) for host, port in bootstrap_addresses(settings))

@@ -17,6 +17,7 @@ from pyspark.sql import SparkSession
 from logstream.config import Settings
 from logstream.runtime.jars import spark_home, spark_jars
 from logstream.runtime.java import java_home
+from logstream.storage.remote import s3a_options, s3a_secret_options
 
 #: the streaming job's scheduler pools (landing first, then the finalizer's rounds)
 FAIR_POOLS = Path(__file__).with_name("fairscheduler.xml")
@@ -61,6 +62,8 @@ def spark_conf(settings: Settings, extra: Mapping[str, str] | None = None) -> di
         "spark.driver.host": "127.0.0.1",
         "spark.driver.bindAddress": "127.0.0.1",
     }
+    # s3a:// endpoint, path style and region (no secrets: see build_spark_session)
+    conf.update({f"spark.hadoop.{key}": value for key, value in s3a_options(settings).items()})
     if settings.spark_java_options:
         conf["spark.driver.extraJavaOptions"] = settings.spark_java_options
         conf["spark.executor.extraJavaOptions"] = settings.spark_java_options
@@ -88,6 +91,12 @@ def build_spark_session(
     for key, value in conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
+    # the storage options also reach a session that already existed; S3 credentials are set in
+    # the driver's session only, never onto a spark-submit command line (tasks get them with the
+    # Hadoop configuration Spark ships to them)
+    hadoop_conf = spark.sparkContext._jsc.hadoopConfiguration()
+    for key, value in {**s3a_options(settings), **s3a_secret_options(settings)}.items():
+        hadoop_conf.set(key, value)
     spark.sparkContext.setLogLevel(os.environ.get("LOGSTREAM_SPARK_LOG_LEVEL", "WARN"))
     return spark
 
@@ -102,11 +111,51 @@ def spark_submit_command(
 
     The connector jars go through ``--jars`` because, under spark-submit, the driver's class
     loader is set up from the command line before any Python runs.
+
+    With ``spark_deploy_mode=cluster`` (and a non-local master) the driver runs on the cluster:
+    on YARN and Kubernetes the Python file is submitted as it is; a standalone master refuses
+    Python applications in cluster mode, so the submission's primary resource is the project's
+    ``logstream-spark`` jar with ``org.apache.spark.deploy.PythonRunner`` as main class and the
+    Python file, an empty ``--py-files`` list and the job's arguments as its arguments (the
+    master's DriverWrapper runs PythonRunner on a worker, which starts ``spark.pyspark.python``).
+    It goes through the master's REST submission server (``spark_rest_url``), which also answers
+    for the driver's status and kill. A driver on a remote host does not bind to loopback.
     """
+    from logstream.runtime.jars import udf_jar
+
     conf = spark_conf(settings, extra_conf)
     master = conf.pop("spark.master")
     jars = conf.pop("spark.jars")
+    cluster = settings.spark_deploy_mode == "cluster" and not master.startswith("local")
+    arguments = [str(application), *(application_args or [])]
+    main_class: list[str] = []
+    if cluster:
+        conf["spark.executor.memory"] = settings.spark_executor_memory
+        conf["spark.executor.cores"] = str(settings.spark_executor_cores)
+        if settings.spark_cores_max:
+            conf["spark.cores.max"] = str(settings.spark_cores_max)
+        if not any(host in master for host in ("127.0.0.1", "localhost")):
+            conf.pop("spark.driver.host")
+            conf.pop("spark.driver.bindAddress")
+        if master.startswith("spark://"):
+            # the supervisor decides about restarts, not the master
+            conf["spark.driver.supervise"] = "false"
+            conf["spark.master.rest.enabled"] = "true"
+            master = standalone_rest_master(settings)
+            main_class = ["--class", "org.apache.spark.deploy.PythonRunner"]
+            arguments = [str(udf_jar(settings)), str(application), "", *(application_args or [])]
     command = [str(spark_home() / "bin" / "spark-submit"), "--master", master, "--jars", jars]
+    if cluster:
+        command += ["--deploy-mode", "cluster", *main_class]
     for key, value in conf.items():
         command += ["--conf", f"{key}={value}"]
-    return [*command, str(application), *(application_args or [])]
+    return [*command, *arguments]
+
+
+def standalone_rest_master(settings: Settings) -> str:
+    """``spark://host:port`` of a standalone master's REST submission server: ``spark_rest_url``
+    (``http://host:port``), else ``spark_master``'s host on port 6066."""
+    if settings.spark_rest_url:
+        return "spark://" + settings.spark_rest_url.split("://", 1)[-1].rstrip("/")
+    host = settings.spark_master.split("://", 1)[-1].split(",")[0].rsplit(":", 1)[0]
+    return f"spark://{host}:6066"

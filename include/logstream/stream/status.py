@@ -8,10 +8,10 @@
 * the Prometheus metrics of :data:`METRICS` (:class:`QueryMetrics`), served on 127.0.0.1
   (``metrics_port``; 0 turns them off): rates, batch durations, lag, watermark, progress heartbeat,
   and the ingestion totals as counters, labelled ``query`` and ``pipeline`` only;
-* one JSON line per progress event in ``<status_dir>/history/<query>/<YYYY-MM-DD>.jsonl`` (UTC day
-  of the progress timestamp): batch duration, watermark, Kafka lag and event-time lag over time,
-  which the hourly latency report (:mod:`logstream.batch.latency`) summarises. Daily files keep each
-  read small; files older than ``history_days`` are deleted when a new day starts.
+* one JSON line per progress event in the query's history (:mod:`logstream.stream.history`).
+
+``status_dir`` is a local folder or a shared one (``hdfs://``, ``s3a://``), read and written
+through :class:`logstream.storage.fs.Storage`: pass the job's (its settings reach the store).
 
 The supervisor and ``logstream status`` read the files; a file whose ``updated_at`` stops moving is
 a stalled or dead query.
@@ -21,11 +21,10 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from wsgiref.simple_server import WSGIServer
@@ -42,7 +41,16 @@ from prometheus_client.registry import Collector
 from pyspark.sql.streaming import StreamingQueryListener
 
 from logstream.alerts import counters
-from logstream.storage.fs import write_local_text
+from logstream.storage.fs import Storage, join
+from logstream.stream.history import (
+    HISTORY_DAYS,
+    UNSAFE_NAME,
+    append_history,
+    default_storage,
+    history_record,
+)
+from logstream.stream.history import history_path as history_path
+from logstream.stream.history import read_history as read_history
 from logstream.timeutil import parse_iso
 
 log = logging.getLogger(__name__)
@@ -156,12 +164,11 @@ _TOTAL_KEYS = {key: key for key in ("valid", "quarantined", "late", "errors", "a
 _TOTAL_KEYS |= {"response_time_sum_s": "rt_sum", "response_time_count": "rt_count"}
 #: What a stopped query keeps: its counters (its gauges go, so no frozen lag or heartbeat alerts).
 _COUNTERS = {key for _, kind, _, key in METRICS if kind == "counter"} | {"rt_sum", "rt_count"}
-_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 
 
 def query_labels(name: str) -> tuple[str, str]:
     """``(query, pipeline)`` label values: ``ingest_logs`` -> ``("ingest_logs", "logs")``."""
-    query = _UNSAFE_NAME.sub("_", str(name))[:80] or "unnamed"
+    query = UNSAFE_NAME.sub("_", str(name))[:80] or "unnamed"
     return query, query.removeprefix("ingest_")
 
 
@@ -272,106 +279,28 @@ def start_metrics_server(port: int, host: str = "127.0.0.1") -> WSGIServer | Non
     return server
 
 
-def write_status(status_dir: str | Path, name: str, status: dict) -> None:
-    write_local_text(Path(status_dir) / f"{name}.json", json.dumps(status, indent=2, default=str))
+def write_status(
+    status_dir: str | Path, name: str, status: dict, storage: Storage | None = None
+) -> None:
+    """Replace ``<status_dir>/<name>.json`` (any location of :class:`Storage`)."""
+    text = json.dumps(status, indent=2, default=str)
+    default_storage(storage).write_text(join(status_dir, f"{name}.json"), text)
 
 
-def read_statuses(status_dir: str | Path) -> list[dict]:
-    directory = Path(status_dir)
-    if not directory.exists():
-        return []
+def read_statuses(status_dir: str | Path, storage: Storage | None = None) -> list[dict]:
+    """Every query's status file in ``status_dir`` (local or remote), by name."""
+    storage = default_storage(storage)
     statuses = []
-    for path in sorted(directory.glob("*.json")):
+    for name in storage.list_names(status_dir):
+        if not name.endswith(".json") or name.startswith("."):
+            continue
         try:
-            statuses.append(json.loads(path.read_text()))
+            text = storage.read_text(join(status_dir, name))
+            if text is not None:
+                statuses.append(json.loads(text))
         except (OSError, json.JSONDecodeError):
             continue
     return statuses
-
-
-#: Days of progress history kept per query (the latency report needs the last few hours).
-HISTORY_DAYS = 7
-
-
-def history_record(status: dict) -> dict:
-    """The history line of one progress status (what :func:`summarize_progress` returned)."""
-    lag_seconds = status.get("event_time_lag_seconds")
-    return {
-        "timestamp": status.get("progress_timestamp"),
-        "query": status.get("query"),
-        "run_id": status.get("run_id"),
-        "batch_id": status.get("batch_id"),
-        "num_input_rows": status.get("num_input_rows"),
-        "batch_duration_ms": status.get("batch_duration_ms"),
-        "watermark": status.get("watermark"),
-        "max_event_time": status.get("max_event_time"),
-        "kafka_lag": status.get("kafka_lag"),
-        "event_time_lag_ms": lag_seconds * 1000.0 if lag_seconds is not None else None,
-    }
-
-
-def _history_folder(status_dir: str | Path, query: str) -> Path:
-    return Path(status_dir) / "history" / (_UNSAFE_NAME.sub("_", query) or "_")
-
-
-def history_path(status_dir: str | Path, query: str, day: date) -> Path:
-    """``<status_dir>/history/<query>/<YYYY-MM-DD>.jsonl`` (unsafe characters become ``_``)."""
-    return _history_folder(status_dir, query) / f"{day.isoformat()}.jsonl"
-
-
-def append_history(status_dir: str | Path, record: dict, keep_days: int = HISTORY_DAYS) -> Path:
-    """Append one history line to its query's file for the record's UTC day.
-
-    A new day's file prunes the query's files older than ``keep_days``, so the history stays
-    bounded without a separate clean-up job.
-    """
-    stamp = parse_iso(record.get("timestamp")) or datetime.now(UTC)
-    day = stamp.astimezone(UTC).date()
-    query = str(record.get("query") or "unnamed")
-    target = history_path(status_dir, query, day)
-    is_new = not target.exists()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with target.open("a") as out:
-        out.write(json.dumps(record, default=str) + "\n")
-    if is_new:
-        oldest_kept = day - timedelta(days=keep_days - 1)
-        for old in target.parent.glob("*.jsonl"):
-            try:
-                if date.fromisoformat(old.stem) < oldest_kept:
-                    old.unlink(missing_ok=True)
-            except ValueError:
-                continue
-    return target
-
-
-def read_history(status_dir: str | Path, start: datetime, end: datetime) -> list[dict]:
-    """Every query's history lines with ``start <= timestamp < end`` (aware datetimes).
-
-    Lines that do not parse (a write cut short by a crash) are skipped, not fatal.
-    """
-    root = Path(status_dir) / "history"
-    if not root.is_dir():
-        return []
-    days = []
-    day = start.astimezone(UTC).date()
-    while day <= (end - timedelta(microseconds=1)).astimezone(UTC).date():
-        days.append(day)
-        day += timedelta(days=1)
-    records = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        for day in days:
-            path = folder / f"{day.isoformat()}.jsonl"
-            if not path.exists():
-                continue
-            for line in path.read_text().splitlines():
-                try:
-                    record = json.loads(line)
-                    stamp = parse_iso(record.get("timestamp"))
-                except (json.JSONDecodeError, ValueError, AttributeError):
-                    continue
-                if stamp is not None and start <= stamp < end:
-                    records.append(record)
-    return records
 
 
 class StatusListener(StreamingQueryListener):
@@ -385,8 +314,10 @@ class StatusListener(StreamingQueryListener):
         metrics: bool,
         history_days: int = HISTORY_DAYS,
         trigger_interval_s: float | None = None,
+        storage: Storage | None = None,
     ) -> None:
-        self.status_dir = Path(status_dir)
+        self.status_dir = str(status_dir)
+        self.storage = default_storage(storage)
         self.registry = registry
         self.metrics = metrics
         self.history_days = history_days
@@ -418,7 +349,7 @@ class StatusListener(StreamingQueryListener):
             status["rows_dropped_by_watermark"] = status["totals"]["late"]
         self._last[name] = status
         try:
-            write_status(self.status_dir, name, status)
+            write_status(self.status_dir, name, status, self.storage)
         except OSError as exc:
             log.error("status file not written", extra={"query": name, "error": str(exc)})
 
@@ -447,7 +378,7 @@ class StatusListener(StreamingQueryListener):
         self._emit(name, status)
         try:
             record = {**history_record(status), "query": name}
-            append_history(self.status_dir, record, self.history_days)
+            append_history(self.status_dir, record, self.history_days, self.storage)
         except OSError as exc:
             log.error("progress history not written", extra={"query": name, "error": str(exc)})
         if self.metrics:

@@ -17,7 +17,11 @@ question:
   checkpoint is refused with a :class:`CheckpointError` that says which file, what is wrong and
   what the operator can do;
 * :mod:`~logstream.supervisor.lag`: Kafka records the job has not committed (stall or idle?);
-* :mod:`~logstream.supervisor.processes`: which processes are the job; starting and stopping it;
+* :mod:`~logstream.supervisor.drivers`: where the driver runs (``spark_deploy_mode``): a local
+  spark-submit process, or a driver on a standalone, YARN or Kubernetes cluster; submit, state,
+  kill and find-running behind one interface;
+* :mod:`~logstream.supervisor.processes`: which local processes are the job; starting and
+  stopping it;
 * :mod:`~logstream.supervisor.state`: the pid file, restart history, hold flag and lock;
 * :mod:`~logstream.supervisor.driver_log`: the driver log's last error, and its rotation;
 * :mod:`~logstream.supervisor.notices`: the alerts the supervisor sends on-call.
@@ -29,7 +33,11 @@ kernel's process start time, the command). A recorded pid counts only if the pro
 not a zombie, started at the recorded time (pid reuse) and its command line is this job on this
 checkpoint root; a job process nobody recorded (the pid file was lost) is found by scanning the
 process table and adopted instead of starting a second one. The watch's pulse only reads; it acts
-through :func:`supervise` like every other caller.
+through :func:`supervise` like every other caller. With ``spark_deploy_mode=cluster`` the pid file
+records the cluster's id of the driver instead, its liveness is the cluster's answer (the
+standalone master's REST server, YARN's ResourceManager, the driver pod), and an unrecorded
+instance is one the cluster lists for this checkpoint root (its application name carries a tag of
+the root), whichever host started it (:mod:`~logstream.supervisor.drivers`).
 
 Nothing here deletes, moves or rewrites a checkpoint: a broken checkpoint stops supervision with an
 alert until an operator restores it or moves it aside on purpose.

@@ -25,20 +25,12 @@ from logstream.supervisor.checkpoints import (
     CheckpointReport,
     validate_checkpoints,
 )
+from logstream.supervisor.deploy import driver_for
+from logstream.supervisor.drivers import DriverRef
 from logstream.supervisor.health import Health, inspect
 from logstream.supervisor.policy import decide
-from logstream.supervisor.processes import (
-    PIPELINES,
-    STOP_GRACE_SECONDS,
-    check_recorded,
-    find_job_processes,
-    launch,
-    process_info,
-    terminate,
-)
+from logstream.supervisor.processes import PIPELINES, STOP_GRACE_SECONDS
 from logstream.supervisor.state import (
-    JobRecord,
-    SupervisorPaths,
     clear_hold,
     clear_record,
     read_history,
@@ -46,7 +38,6 @@ from logstream.supervisor.state import (
     supervisor_lock,
     write_history,
     write_hold,
-    write_record,
 )
 
 log = logging.getLogger(__name__)
@@ -72,6 +63,7 @@ class Outcome:
     pipelines: list[str] = field(default_factory=list)
     restarts_in_window: int = 0
     backoff_remaining_s: float = 0.0
+    driver_id: str = ""  # the cluster's id of the driver (spark_deploy_mode=cluster)
 
     @property
     def launched(self) -> bool:
@@ -91,33 +83,22 @@ def check_checkpoints(settings: Settings) -> list[CheckpointReport]:
 
 
 def _adopt(settings: Settings, health: Health) -> None:
-    """Record a job process that runs without a (valid) pid file instead of starting another."""
-    if health.recorded or health.pid is None:
+    """Record a job instance that runs without a (valid) record instead of starting another."""
+    if health.recorded or health.instance is None:
         return
-    info = process_info(health.pid)
-    if info is None:
-        return
-    paths = SupervisorPaths.of(settings)
-    record = JobRecord(
-        pid=info.pid,
-        started_at=health.started_at or time.time(),
-        proc_start=info.start_ticks,
-        command=list(info.cmdline),
-        pipelines=health.pipelines,
-        checkpoint_root=settings.checkpoint_root,
-        log=str(paths.log),
-        log_offset=paths.log.stat().st_size if paths.log.exists() else 0,
-        adopted=True,
-    )
-    write_record(settings, record)
-    log.warning("adopted an unrecorded job process", extra={"pid": info.pid})
+    ref = DriverRef(health.instance, health.started_at, health.pipelines)
+    if driver_for(settings).adopt(ref, settings) is not None:
+        log.warning("adopted an unrecorded job instance", extra={"instance": health.instance})
 
 
 def _stop_duplicates(settings: Settings, health: Health) -> None:
     """More than one instance on one checkpoint: keep the recorded one, stop the others."""
-    for pid in health.duplicates:
-        log.warning("stopping a second job instance", extra={"pid": pid, "kept": health.pid})
-        terminate(pid)
+    driver = driver_for(settings)
+    for instance in health.duplicates:
+        log.warning(
+            "stopping a second job instance", extra={"instance": instance, "kept": health.instance}
+        )
+        driver.kill(instance, settings, STOP_GRACE_SECONDS)
     if health.duplicates:
         alert = notices.duplicates_stopped(health, settings.checkpoint_root)
         notify(alert, settings.alert_sink, settings)
@@ -157,7 +138,12 @@ def supervise(
         common = {"state": health.state, "restarts_in_window": decision.restarts_in_window}
         if decision.action == "none":
             return Outcome(
-                "none", decision.reason, pid=health.pid, pipelines=health.pipelines, **common
+                "none",
+                decision.reason,
+                pid=health.pid,
+                pipelines=health.pipelines,
+                driver_id=health.driver_id,
+                **common,
             )
         if decision.action == "wait":
             log.info("restart deferred", extra={"remaining_s": decision.backoff_remaining_s})
@@ -180,8 +166,9 @@ def supervise(
             )
         if before_start is not None:
             before_start()
-        if health.alive and health.pid is not None:  # stalled, or a failed query in a live process
-            terminate(health.pid, grace_seconds)
+        driver = driver_for(settings)
+        if health.alive and health.instance is not None:  # stalled, or a failed query
+            driver.kill(health.instance, settings, grace_seconds)
         check_checkpoints(settings)
         record = read_record(settings)
         # a restart runs what was running; a first start or an operator's start what was asked
@@ -193,17 +180,18 @@ def supervise(
         if decision.action == "restart":
             history.append({"at": now, "reason": f"{health.state}: {health.reason}"[:500]})
             write_history(settings, history, now)
-        launched = launch(settings, chosen)
+        launched = driver.submit(settings, chosen)
         if decision.action == "restart":
             notify(notices.restarted(health, now), settings.alert_sink, settings)
         return Outcome(
             "restarted" if decision.action == "restart" else "started",
             f"{health.state}: {health.reason}",
             health.state,
-            launched.pid,
+            launched.pid or None,
             launched.started_at,
             launched.pipelines,
             decision.restarts_in_window + (decision.action == "restart"),
+            driver_id=launched.driver_id,
         )
 
 
@@ -213,18 +201,22 @@ def _stop_locked(settings: Settings, grace_seconds: float = STOP_GRACE_SECONDS) 
     first so that a watch (:mod:`logstream.supervisor.watch`) polling meanwhile sees an operator's
     stop, not a dead driver to restart."""
     write_hold(settings)
-    stopped = []
+    driver = driver_for(settings)
+    stopped: list[int | str] = []
     record = read_record(settings)
     if record is not None:
-        info, _ = check_recorded(record, settings)
-        if info is not None:
-            stopped.append(info.pid)
-    stopped += [p.pid for p in find_job_processes(settings) if p.pid not in stopped]
-    for pid in stopped:
-        if not terminate(pid, grace_seconds):
-            raise ServiceError(f"the streaming job (pid {pid}) did not stop after SIGKILL")
+        ref, _ = driver.check(record, settings)
+        if ref is not None:
+            stopped.append(ref.id)
+    stopped += [r.id for r in driver.find_running(settings) if r.id not in stopped]
+    for instance in stopped:
+        if not driver.kill(instance, settings, grace_seconds):
+            raise ServiceError(
+                f"the streaming job ({instance}) did not stop; stop it by hand and run stop again"
+            )
     clear_record(settings)
-    return Outcome("stopped", f"stopped pid(s) {stopped}" if stopped else "was not running", "held")
+    what = "pid(s)" if driver.kind == "local" else f"{driver.kind} driver(s)"
+    return Outcome("stopped", f"stopped {what} {stopped}" if stopped else "was not running", "held")
 
 
 def start_job(settings: Settings, pipelines: Sequence[str] | None = None) -> Outcome:
@@ -260,7 +252,7 @@ def wait_for_progress(
             return health
         if time.monotonic() > deadline:
             raise ServiceError(
-                f"the streaming job (pid {health.pid}) reported no progress within {timeout:.0f}s "
+                f"the streaming job ({health.instance}) reported no progress within {timeout:.0f}s "
                 f"of its start ({health.reason}); it is left running. Check the driver log "
                 f"{health.log} and the Spark master's capacity"
             )
@@ -287,4 +279,9 @@ def confirm_start(settings: Settings, outcome: dict, timeout: float) -> dict:
     if outcome["action"] not in {"started", "restarted"}:
         return {"confirmed": False, "reason": f"nothing started ({outcome['action']})"}
     health = wait_for_progress(settings, outcome["started_at"], timeout)
-    return {"confirmed": True, "pid": health.pid, "queries": health.queries}
+    return {
+        "confirmed": True,
+        "pid": health.pid,
+        "driver_id": health.driver_id,
+        "queries": health.queries,
+    }

@@ -49,17 +49,26 @@ class CheckpointReport:
 
 
 class CheckpointStorage:
-    """Read-only access to a checkpoint root: a local folder or a URI pyarrow can open."""
+    """Read-only access to a checkpoint root: a local folder, or with ``settings`` any location
+    :class:`logstream.storage.fs.Storage` reads (``hdfs://`` through WebHDFS, ``s3a://`` with the
+    configured endpoint and credentials), else a URI pyarrow can open. Paths keep the root's
+    spelling (``s3a://bucket/...``), so messages name what an operator types."""
 
     _SCHEMES = {"s3a": "s3", "s3n": "s3", "abfss": "abfs", "gcs": "gs"}
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, settings: Settings | None = None) -> None:
         from pyarrow import fs as pafs
 
         self._pafs = pafs
+        self._storage = None
         if "://" not in root or root.startswith("file://"):
             self.fs = pafs.LocalFileSystem()
             self.root = os.path.abspath(root.removeprefix("file://"))
+        elif settings is not None and root.split("://", 1)[0] in {"hdfs", "s3a", "s3", "s3n"}:
+            from logstream.storage.fs import Storage
+
+            self._storage = Storage(settings)
+            self.root = root
         else:
             scheme, rest = root.split("://", 1)
             uri = f"{self._SCHEMES.get(scheme, scheme)}://{rest}"
@@ -67,6 +76,16 @@ class CheckpointStorage:
 
     def children(self, path: str) -> list[tuple[str, bool]]:
         """(name, is_dir) of the direct children; dot-files (Hadoop .crc, temp files) left out."""
+        if self._storage is not None:
+            fs, where = self._storage.filesystem(path)
+            try:
+                entries = fs.ls(where, detail=True)
+            except FileNotFoundError:
+                return []
+            named = ((e["name"].rstrip("/").rsplit("/", 1)[-1], e["type"]) for e in entries)
+            return sorted(
+                (name, kind == "directory") for name, kind in named if not name.startswith(".")
+            )
         selector = self._pafs.FileSelector(path, allow_not_found=True)
         return sorted(
             (info.base_name, info.type == self._pafs.FileType.Directory)
@@ -75,9 +94,16 @@ class CheckpointStorage:
         )
 
     def exists(self, path: str) -> bool:
+        if self._storage is not None:
+            return self._storage.exists(path)
         return self.fs.get_file_info(path).type != self._pafs.FileType.NotFound
 
     def read(self, path: str) -> bytes:
+        if self._storage is not None:
+            data = self._storage.read_bytes(path)
+            if data is None:
+                raise FileNotFoundError(path)
+            return data
         with self.fs.open_input_stream(path) as stream:
             return stream.read()
 
@@ -226,11 +252,12 @@ def validate_checkpoints(settings: Settings) -> list[CheckpointReport]:
     the first corrupt or incompatible one. A missing root is fine (first start)."""
     root = settings.checkpoint_root.rstrip("/")
     try:
-        storage = CheckpointStorage(root)
+        storage = CheckpointStorage(root, settings)
     except (ImportError, OSError, ValueError) as exc:
         raise LogstreamError(
             f"cannot read the checkpoint root {root} from the supervisor ({exc}); give this host "
-            "access to it (pyarrow filesystem credentials) so checkpoints can be checked"
+            "access to it (webhdfs_url, s3_endpoint and s3_credentials_file settings) so "
+            "checkpoints can be checked"
         ) from exc
     reports = []
     for name, is_dir in storage.children(storage.root):

@@ -15,14 +15,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 from logstream.config import Settings
+from logstream.supervisor.deploy import driver_for
 from logstream.supervisor.driver_log import EXCERPT_BYTES, error_excerpt
 from logstream.supervisor.lag import job_kafka_lag
-from logstream.supervisor.processes import (
-    check_recorded,
-    find_job_processes,
-    pipelines_of,
-    process_started_at,
-)
 from logstream.supervisor.state import SupervisorPaths, read_hold, read_record
 from logstream.timeutil import parse_iso
 
@@ -33,16 +28,26 @@ class Health:
 
     state: str  # running | starting | stalled | failed | stopped | held
     reason: str
-    pid: int | None = None
-    alive: bool = False  # pid is a live, verified instance of the job (safe to signal)
+    pid: int | None = None  # the local driver's process (spark_deploy_mode=client)
+    alive: bool = False  # a live, verified instance of the job (safe to signal or kill)
     started_at: float | None = None
     pipelines: list[str] = field(default_factory=list)
     recorded: bool = True  # False: a job process nobody recorded (adopted by supervise)
     note: str = ""  # why the pid file was not used, when an unrecorded instance was found
-    duplicates: list[int] = field(default_factory=list)  # extra instances on the same checkpoint
+    # extra instances on the same checkpoint (pids, or the cluster's driver ids)
+    duplicates: list[int | str] = field(default_factory=list)
     queries: dict[str, dict] = field(default_factory=dict)
     error_excerpt: str = ""
     log: str = ""
+    # the cluster's id of the driver (spark_deploy_mode=cluster: driver-..., application_...,
+    # namespace:pod) and where it runs
+    driver_id: str = ""
+    driver_detail: str = ""
+
+    @property
+    def instance(self) -> int | str | None:
+        """What identifies the job's instance to its driver (:mod:`~.drivers`): pid or id."""
+        return self.pid if self.pid is not None else (self.driver_id or None)
 
     @property
     def needs_start(self) -> bool:
@@ -146,34 +151,37 @@ def current_statuses(
     (older ones belong to an earlier run, also one that died a moment before a quick restart).
     ``launched``: ``started_at`` was recorded by the supervisor's launch, not read from the
     process table."""
+    from logstream.storage.fs import Storage
     from logstream.stream.status import read_statuses
 
     since = started_at if launched else started_at - START_UNCERTAINTY_S
     return {
         status["query"]: status
-        for status in read_statuses(settings.status_dir)
+        for status in read_statuses(settings.status_dir, Storage(settings))
         if status.get("query") and (_epoch(status.get("updated_at")) or 0) >= since
     }
 
 
 def inspect(settings: Settings, now: float | None = None) -> Health:
-    """The job's health from the pid file, the process table, the status files and, to tell a
-    stall from an idle stream, Kafka's end offsets against the checkpoints. Read-only."""
+    """The job's health from the pid file, where the job's driver runs (the process table, or the
+    cluster: :mod:`~logstream.supervisor.drivers`), the status files and, to tell a stall from an
+    idle stream, Kafka's end offsets against the checkpoints. Read-only."""
     now = time.time() if now is None else now
     paths = SupervisorPaths.of(settings)
+    driver = driver_for(settings)
     record = read_record(settings)
     held = read_hold(settings)
-    running = find_job_processes(settings)
-    info, gone_reason = (None, "")
+    running = driver.find_running(settings)
+    ref, gone_reason = (None, "")
     if record is not None:
-        info, gone_reason = check_recorded(record, settings)
-    recorded = info is not None
-    if info is None and running:
-        info = running[0]
-    duplicates = [p.pid for p in running if info is not None and p.pid != info.pid]
+        ref, gone_reason = driver.check(record, settings)
+    recorded = ref is not None
+    if ref is None and running:
+        ref = running[0]
+    duplicates = [r.id for r in running if ref is not None and r.id != ref.id]
     excerpt_offset = record.log_offset if record else 0
 
-    if info is None:
+    if ref is None:
         if held:
             return Health("held", f"stopped by an operator at {held.get('at')}", log=str(paths.log))
         if record is None:
@@ -181,15 +189,17 @@ def inspect(settings: Settings, now: float | None = None) -> Health:
         return Health(
             "failed",
             gone_reason,
-            pid=record.pid,
+            pid=record.pid or None,
+            driver_id=record.driver_id,
             started_at=record.started_at,
             pipelines=record.pipelines,
             error_excerpt=error_excerpt(paths.log, excerpt_offset),
             log=str(paths.log),
         )
 
-    started_at = record.started_at if recorded and record else process_started_at(info)
-    pipelines = record.pipelines if recorded and record else pipelines_of(info.cmdline)
+    started_at = record.started_at if recorded and record else (ref.started_at or now)
+    # an unrecorded instance of a cluster does not say which pipelines it runs: the last record's
+    pipelines = record.pipelines if record and (recorded or ref.pid is None) else ref.pipelines
     launched = bool(recorded and record and not record.adopted)
     current = current_statuses(settings, started_at, launched)
     verdict = judge_queries(
@@ -206,7 +216,9 @@ def inspect(settings: Settings, now: float | None = None) -> Health:
     return Health(
         verdict.state,
         verdict.reason,
-        pid=info.pid,
+        pid=ref.pid,
+        driver_id="" if ref.pid is not None else str(ref.id),
+        driver_detail=ref.detail,
         alive=True,
         started_at=started_at,
         pipelines=pipelines,

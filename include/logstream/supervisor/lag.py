@@ -75,7 +75,7 @@ def job_kafka_lag(settings: Settings, pipelines: Sequence[str], current: dict) -
         topic = expected_topic(settings, query)
         lag = None
         with contextlib.suppress(LogstreamError, OSError, ImportError, ValueError):
-            storage = CheckpointStorage(settings.checkpoint_root.rstrip("/"))
+            storage = CheckpointStorage(settings.checkpoint_root.rstrip("/"), settings)
             path = f"{storage.root}/{query}"
             if topic and storage.exists(path):
                 lag = kafka_lag_now(

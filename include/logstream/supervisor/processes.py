@@ -290,3 +290,26 @@ def _python_drivers(members: list[ProcessInfo], pid: int) -> list[ProcessInfo]:
 def _is_python_driver(info: ProcessInfo) -> bool:
     runs_python = bool(info.cmdline) and "python" in Path(info.cmdline[0]).name
     return runs_python and any(Path(arg).name == JOB_PATH.name for arg in info.cmdline[1:3])
+
+
+def descendants(pid: int) -> list[ProcessInfo]:
+    """The live processes below ``pid`` in the process tree (children, their children, ...)."""
+    children: dict[int, list[ProcessInfo]] = {}
+    for info in _live_processes():
+        children.setdefault(info.ppid, []).append(info)
+    found: list[ProcessInfo] = []
+    frontier = [pid]
+    while frontier:
+        for child in children.get(frontier.pop(), []):
+            found.append(child)
+            frontier.append(child.pid)
+    return found
+
+
+def kill_process_tree(pid: int) -> None:
+    """SIGKILL ``pid`` and everything below it at once (a machine that dies), then reap."""
+    for member in [*descendants(pid), process_info(pid)]:
+        if member is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(member.pid, signal.SIGKILL)
+    _reap(pid)

@@ -1,10 +1,11 @@
 """The supervisor's own state files and its lock, under ``<state_dir>/supervisor/``.
 
-``stream.pid`` records the running job (:class:`JobRecord`), ``restarts.json`` the restart
-history, ``hold.json`` an operator's stop, ``lock`` serialises decisions, and ``stream.log`` is
-the driver's output. The folder is always local to the supervising host. Files are replaced
-atomically; an unreadable file reads as absent (with a warning), so a damaged state file never
-stops supervision.
+``stream.pid`` records the running job (:class:`JobRecord`: a local pid, or a cluster's driver
+id), ``restarts.json`` the restart history, ``hold.json`` an operator's stop, ``lock`` serialises
+decisions, and ``stream.log`` is the driver's output (for a driver on a cluster, spark-submit's
+output; the driver's own is on the cluster). The folder is always local to the supervising host.
+Files are replaced atomically; an unreadable file reads as absent (with a warning), so a damaged
+state file never stops supervision.
 """
 
 from __future__ import annotations
@@ -74,6 +75,10 @@ class JobRecord:
     log: str
     log_offset: int = 0  # where this run's output starts in the log
     adopted: bool = False  # found running, not started by the supervisor
+    # where the driver runs (logstream.supervisor.drivers): local (pid above) or standalone,
+    # yarn, k8s with the cluster's id of the driver (pid 0)
+    deploy: str = "local"
+    driver_id: str = ""
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -2,8 +2,9 @@
 watchdog steps.
 
 :func:`pulse` is the cheap check, read-only and lock-free: the recorded driver process is alive
-(one ``/proc`` read) and no query of this run reports a failure in its status file. No Kafka and
-no process-table scan, so it can run every second. :func:`watch_job` polls it and leaves every
+(one ``/proc`` read; for a driver on a cluster, one question to the cluster) and no query of
+this run reports a failure in its status file. No Kafka and no process-table scan, so it can run
+every second. :func:`watch_job` polls it and leaves every
 decision to :func:`~logstream.supervisor.actions.supervise` (the supervisor lock, the restart
 policy with its backoff and restart-loop page): at once when the pulse finds the driver dead, a
 query failed or no job recorded, and every ``full_check_s`` otherwise, for what only the full
@@ -20,8 +21,8 @@ from dataclasses import asdict, dataclass, field
 
 from logstream.config import Settings
 from logstream.supervisor.actions import Outcome, supervise
+from logstream.supervisor.deploy import driver_for
 from logstream.supervisor.health import current_statuses, judge_queries
-from logstream.supervisor.processes import check_recorded
 from logstream.supervisor.state import read_hold, read_record
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ class Pulse:
     state: str  # alive | dead | failed | absent | held
     reason: str
     pid: int | None = None
+    driver_id: str = ""
 
     @property
     def needs_step(self) -> bool:
@@ -62,9 +64,10 @@ def pulse(settings: Settings, now: float | None = None) -> Pulse:
     record = read_record(settings)
     if record is None:
         return Pulse("absent", "no job recorded (no pid file)")
-    info, gone_reason = check_recorded(record, settings)
-    if info is None:
-        return Pulse("dead", gone_reason, record.pid)
+    ref, gone_reason = driver_for(settings).check(record, settings)
+    ids = {"pid": record.pid or None, "driver_id": record.driver_id}
+    if ref is None:
+        return Pulse("dead", gone_reason, **ids)
     current = current_statuses(settings, record.started_at, launched=not record.adopted)
     verdict = judge_queries(
         current,
@@ -75,8 +78,8 @@ def pulse(settings: Settings, now: float | None = None) -> Pulse:
         lambda: None,  # stalls are the full step's (they need Kafka)
     )
     if verdict.state == "failed":
-        return Pulse("failed", verdict.reason, record.pid)
-    return Pulse("alive", verdict.reason, record.pid)
+        return Pulse("failed", verdict.reason, **ids)
+    return Pulse("alive", verdict.reason, **ids)
 
 
 @dataclass

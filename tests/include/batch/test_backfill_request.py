@@ -139,12 +139,14 @@ def test_job_arguments_carry_the_request():
     ]
 
 
-def test_summary_file_is_a_local_file_named_after_the_run(settings, tmp_path: Path):
+def test_summary_file_is_named_after_the_run_under_reports_dir(settings, tmp_path: Path):
     local = settings.replace(reports_dir=str(tmp_path))
     path = summary_file(local, "manual__2026-12-06T10:00:00+00:00")
     assert path == tmp_path / "backfill" / "manual__2026-12-06T10_00_00_00_00.json"
-    with pytest.raises(ConfigError, match="not a local folder"):
-        summary_file(settings.replace(reports_dir="s3a://bucket/reports"), "run")
+    shared = settings.replace(reports_dir="s3a://bucket/reports")
+    assert summary_file(shared, "run") == "s3a://bucket/reports/backfill/run.json"
+    with pytest.raises(ConfigError, match="not supported outside Spark"):
+        summary_file(settings.replace(reports_dir="gs://bucket/reports"), "run")
 
 
 def test_reconciliation_runs_are_the_confs_of_the_touched_ranges():

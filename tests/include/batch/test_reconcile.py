@@ -101,9 +101,9 @@ def test_which_days_have_bronze_data_is_told_by_listing_their_partitions(spark, 
         date(2026, 11, 24): False,
     }
     fs = HadoopFS(spark)
-    assert {day: has_bronze(local, day) for day in expected} == expected  # plain file calls
+    assert {day: has_bronze(local, day) for day in expected} == expected  # Python-side Storage
     assert {day: has_bronze(local, day, fs=fs) for day in expected} == expected  # Hadoop
-    assert has_bronze(settings.replace(data_root="s3a://bucket/data"), D) is None
+    assert has_bronze(settings.replace(data_root="abfss://c@account/data"), D) is None
 
 
 def test_a_day_without_bronze_data_runs_no_spark_job_and_writes_nothing(spark, settings, tmp_path):

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from logstream.config import Settings
 from logstream.console.app import FILE_POLICY, PAGE_POLICY, URL_PREFIX, create_app
+from logstream.runtime.server import free_port
 from tests.include.console.conftest import DAY, IMG, SCRIPT
 from tests.include.reports.hostile import assert_shown_as_text
 
@@ -153,13 +154,42 @@ def test_report_files_are_served_sandboxed(signed_in):
         assert signed_in.get(f"/logstream/{outside}").status_code == 404
 
 
-def test_a_remote_data_root_is_explained(tmp_path):
+def _signed_in_client(settings: Settings) -> tuple[FastAPI, TestClient]:
     from airflow.api_fastapi.core_api.security import get_user
 
-    remote = Settings.load(env={}, state_dir=tmp_path, data_root="s3a://bucket/logstream")
-    console, client = _mounted(remote)
+    console, client = _mounted(settings)
     console.dependency_overrides[get_user] = lambda: object()
-    response = client.get("/logstream/api/windows")
+    return console, client
+
+
+def test_a_data_root_on_an_unreadable_scheme_is_explained(tmp_path):
+    unknown = Settings.load(env={}, state_dir=tmp_path, data_root="gs://bucket/logstream")
+    console, client = _signed_in_client(unknown)
+    try:
+        response = client.get("/logstream/api/windows")
+    finally:
+        console.state.warmer.stop()
     assert response.status_code == 503
-    assert "is not a local folder" in response.json()["detail"]
-    assert "LOGSTREAM_DATA_ROOT" in response.json()["detail"]
+    detail = response.json()["detail"]
+    assert "gs://" in detail and "hdfs://" in detail and "s3a://" in detail
+
+
+def test_unreachable_shared_storage_is_a_clear_503(tmp_path):
+    """Nothing listens on the WebHDFS port: the page says what could not be read and what to
+    check (the tables on real HDFS and S3: tests/integration/test_console_remote.py)."""
+    closed = free_port()
+    unreachable = Settings.load(
+        env={},
+        state_dir=tmp_path,
+        data_root=f"hdfs://127.0.0.1:{closed}/logstream",
+        webhdfs_url=f"http://127.0.0.1:{closed}",
+    )
+    console, client = _signed_in_client(unreachable)
+    try:
+        api = client.get("/logstream/api/windows")
+        page = client.get("/logstream/windows")
+    finally:
+        console.state.warmer.stop()
+    assert api.status_code == 503 and page.status_code == 503
+    assert "could not read" in api.json()["detail"] and "webhdfs_url" in api.json()["detail"]
+    assert "could not read" in page.text

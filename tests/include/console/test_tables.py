@@ -43,9 +43,9 @@ def files_read(monkeypatch) -> list[str]:
     read: list[str] = []
     original = tables._read_file
 
-    def recording(path: str, schema: pa.Schema) -> pa.Table:
+    def recording(path: str, *args) -> pa.Table:
         read.append(os.path.basename(path))
-        return original(path, schema)
+        return original(path, *args)
 
     monkeypatch.setattr(tables, "_read_file", recording)
     return read

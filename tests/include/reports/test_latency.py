@@ -11,10 +11,17 @@ from logstream.errors import ConfigError
 from logstream.reports.latency import report_folder
 
 
-def test_the_report_folder_is_a_local_folder_under_reports_dir(settings, tmp_path: Path):
+def test_the_report_folder_is_under_reports_dir_local_or_shared(settings, tmp_path: Path):
     assert report_folder(settings.replace(reports_dir=str(tmp_path))) == tmp_path / "latency"
     assert report_folder(settings.replace(reports_dir=f"file://{tmp_path}")) == (
         tmp_path / "latency"
     )
-    with pytest.raises(ConfigError, match="must be a local folder"):
-        report_folder(settings.replace(reports_dir="s3a://bucket/reports"))
+    assert report_folder(settings.replace(reports_dir="s3a://bucket/reports/")) == (
+        "s3a://bucket/reports/latency"
+    )
+    assert (
+        report_folder(settings.replace(reports_dir="hdfs://nn:8020/r"))
+        == "hdfs://nn:8020/r/latency"
+    )
+    with pytest.raises(ConfigError, match="not supported outside Spark"):
+        report_folder(settings.replace(reports_dir="abfss://c@account/reports"))

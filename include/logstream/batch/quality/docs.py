@@ -1,8 +1,10 @@
-"""The Great Expectations context and its local Data Docs site under ``<reports_dir>/data_docs``.
+"""The Great Expectations context and its Data Docs site under ``<reports_dir>/data_docs``.
 
 The context is ephemeral (the suites are built in code, nothing is kept in a GX project) with one
-local site: its index lists the latest run's validations; each run's pages stay on disk until
-:data:`DOCS_KEEP_DAYS` have passed.
+site: its index lists the latest run's validations; each run's pages stay until
+:data:`DOCS_KEEP_DAYS` have passed. GX renders into a local folder: the site itself when
+``reports_dir`` is local, else a temporary folder whose pages :class:`DocsSite` then copies to the
+shared ``reports_dir`` (``hdfs://``, ``s3a://``), with the links pointed there.
 
 Sample values come from the logs, which attackers write. GX 1.x renders its page templates
 (``*.j2``) with Jinja autoescape off and HTML-escapes only string-template parameters, so the
@@ -15,14 +17,17 @@ from __future__ import annotations
 
 import html
 import os
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from logstream.batch.quality.result import SuiteResult
 from logstream.config import Settings
-from logstream.errors import ConfigError
+from logstream.storage.fs import Storage, join, local_path, parse_location
 
 if TYPE_CHECKING:
     from great_expectations.data_context import AbstractDataContext
@@ -41,15 +46,51 @@ RAW_RENDERED_FIELDS = (
 )
 
 
-def docs_dir(settings: Settings) -> Path:
-    """The local Data Docs site; ``reports_dir`` must be a local folder."""
-    reports = str(settings.reports_dir)
-    if "://" in reports and not reports.startswith("file://"):
-        raise ConfigError(
-            f"reports_dir={reports!r} is not a local folder; Data Docs and quality results are "
-            "written locally: set LOGSTREAM_REPORTS_DIR to a local path"
-        )
-    return Path(reports.removeprefix("file://")) / "data_docs"
+def docs_dir(settings: Settings) -> Path | str:
+    """The Data Docs site: a local folder as a Path, a shared one as its URI."""
+    local = local_path(str(settings.reports_dir))
+    if local is None:
+        parse_location(settings.reports_dir)  # a scheme Python cannot reach is a ConfigError
+        return join(settings.reports_dir, "data_docs")
+    return local / "data_docs"
+
+
+@dataclass
+class DocsSite:
+    """Where GX renders (``local_dir``) and, for a shared site, where the pages go (``target``,
+    through ``storage``)."""
+
+    local_dir: Path
+    target: str = ""
+    storage: Storage | None = None
+
+    def publish(self, index: str, results: Sequence[SuiteResult]) -> str:
+        """Copy a shared site's pages to ``target``, prune its old pages and point the index
+        and each result's page there; the index URL (unchanged for a local site)."""
+        if not self.target or self.storage is None:
+            return index
+        self.storage.put_tree(self.local_dir, self.target)
+        prune_docs(self.target, storage=self.storage)
+        staged = self.local_dir.as_uri()
+
+        def moved(url: str) -> str:
+            return self.target + url.removeprefix(staged) if url.startswith(staged) else url
+
+        for result in results:
+            result.docs_page = moved(result.docs_page)
+        return moved(index)
+
+
+@contextmanager
+def docs_site(settings: Settings) -> Iterator[DocsSite]:
+    """The site of ``settings``: rendered in place when local, else in a temporary folder that
+    is removed afterwards (:meth:`DocsSite.publish` copies it first)."""
+    target = docs_dir(settings)
+    if isinstance(target, Path):
+        yield DocsSite(target)
+        return
+    with tempfile.TemporaryDirectory(prefix="logstream-data-docs-") as staging:
+        yield DocsSite(Path(staging), target, Storage(settings))
 
 
 def docs_context(site_dir: Path) -> AbstractDataContext:
@@ -127,11 +168,22 @@ def _escaped(value: Any) -> Any:
     return value
 
 
-def prune_docs(site_dir: Path, keep_days: int = DOCS_KEEP_DAYS, now: float | None = None) -> int:
-    """Delete validation pages older than ``keep_days``; returns how many files went."""
+def prune_docs(
+    site_dir: Path | str,
+    keep_days: int = DOCS_KEEP_DAYS,
+    now: float | None = None,
+    storage: Storage | None = None,
+) -> int:
+    """Delete validation pages older than ``keep_days`` (a local site, or a shared one through
+    ``storage``); returns how many files went."""
     cutoff = (now or time.time()) - keep_days * 86_400
+    if isinstance(site_dir, str) and storage is not None:
+        old = [e for e in storage.walk(join(site_dir, "validations")) if e.modified < cutoff]
+        for entry in old:
+            storage.delete(entry.location, recursive=False)
+        return len(old)
     removed = 0
-    root = site_dir / "validations"
+    root = Path(site_dir) / "validations"
     if not root.exists():
         return 0
     for folder, _, files in os.walk(root, topdown=False):

@@ -13,7 +13,7 @@ from typing import Any
 from logstream.config import Settings
 from logstream.errors import LogstreamError
 from logstream.reports import page_safe_json
-from logstream.storage.fs import write_local_text
+from logstream.storage.fs import Storage, join, local_path
 
 
 def json_safe(value: Any) -> Any:
@@ -106,25 +106,27 @@ class QualityResult:
         return cls(**{**data, "suites": suites})
 
 
-def result_path(settings: Settings, day: date) -> Path:
-    """Where the verdict of ``day`` is written."""
-    return Path(settings.reports_dir) / "quality" / f"{day.isoformat()}.json"
+def result_path(settings: Settings, day: date) -> Path | str:
+    """Where the verdict of ``day`` is written: ``<reports_dir>/quality/<day>.json`` (a local
+    Path, or the URI in a shared ``reports_dir``)."""
+    local = local_path(str(settings.reports_dir))
+    if local is None:
+        return join(settings.reports_dir, "quality", f"{day.isoformat()}.json")
+    return local / "quality" / f"{day.isoformat()}.json"
 
 
-def write_result(settings: Settings, result: QualityResult) -> Path:
+def write_result(settings: Settings, result: QualityResult) -> Path | str:
     """Write the verdict to ``<reports_dir>/quality/<day>.json`` (atomically replaced; sample
     values from the logs kept as they are, the text safe to embed in a page)."""
     path = result_path(settings, date.fromisoformat(result.day))
-    write_local_text(path, page_safe_json.dumps(result.to_dict()) + "\n")
+    Storage(settings).write_text(path, page_safe_json.dumps(result.to_dict()) + "\n")
     return path
 
 
 def load_result(settings: Settings, day: date) -> QualityResult | None:
     """The verdict written for ``day``, or None when no run wrote one."""
-    path = result_path(settings, day)
-    if not path.exists():
-        return None
-    return QualityResult.from_dict(json.loads(path.read_text()))
+    text = Storage(settings).read_text(result_path(settings, day))
+    return None if text is None else QualityResult.from_dict(json.loads(text))
 
 
 class QualityFailedError(LogstreamError):

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from pyspark.sql import DataFrame, SparkSession
 
 from logstream.batch.quality.checks import REQUEST_COUNTS_CHECK, TableCheck, table_checks
-from logstream.batch.quality.docs import docs_dir
+from logstream.batch.quality.docs import docs_site
 from logstream.batch.quality.expectations import table_expectations
 from logstream.batch.quality.plan import expectation_parameters, resolve_suites
 from logstream.batch.quality.request_counts import (
@@ -89,13 +89,14 @@ def run_quality(
     started_at = datetime.now(UTC)
     names = resolve_suites(settings, suites)
     values = expectation_parameters(day, params, now)
-    run = QualityRun(spark, docs_dir(settings), values, f"logstream-{day.isoformat()}")
     outcomes = []
-    for name in names:
-        frame, expectations, index_columns = _suite_frame(spark, settings, name, day)
-        cache = name not in UNCACHED
-        outcomes.append(run.validate(name, frame, expectations, index_columns, cache=cache))
-    index = run.build_docs(outcomes)
+    with docs_site(settings) as site:
+        run = QualityRun(spark, site.local_dir, values, f"logstream-{day.isoformat()}")
+        for name in names:
+            frame, expectations, index_columns = _suite_frame(spark, settings, name, day)
+            cache = name not in UNCACHED
+            outcomes.append(run.validate(name, frame, expectations, index_columns, cache=cache))
+        index = site.publish(run.build_docs(outcomes), outcomes)
     result = QualityResult(
         day=day.isoformat(),
         success=all(outcome.success for outcome in outcomes),

@@ -30,11 +30,13 @@ def test_docs_site_links_each_suite(run, spark, settings):
     assert (run.site_dir / "index.html").exists()
 
 
-def test_docs_dir_is_local(settings, tmp_path):
+def test_docs_dir_is_under_reports_dir_local_or_shared(settings, tmp_path):
     assert docs_dir(settings.replace(reports_dir=str(tmp_path))) == tmp_path / "data_docs"
     assert docs_dir(settings.replace(reports_dir=f"file://{tmp_path}")) == tmp_path / "data_docs"
-    with pytest.raises(ConfigError, match="not a local folder"):
-        docs_dir(settings.replace(reports_dir="s3a://bucket/reports"))
+    shared = settings.replace(reports_dir="s3a://bucket/reports")
+    assert docs_dir(shared) == "s3a://bucket/reports/data_docs"
+    with pytest.raises(ConfigError, match="not supported outside Spark"):
+        docs_dir(settings.replace(reports_dir="gs://bucket/reports"))
 
 
 def test_prune_docs_keeps_recent_pages(tmp_path):
@@ -105,3 +107,19 @@ def test_data_docs_show_hostile_sample_values_as_text(run, spark, settings):
     shown = assert_shown_as_text(_page(bronze), shown=(), own_scripts=True)
     assert sum(value in shown for value in HOSTILE) >= 2
     assert_shown_as_text((run.site_dir / "index.html").read_text(), shown=(), own_scripts=True)
+
+
+def test_prune_docs_of_a_shared_site_goes_through_storage(settings, tmp_path):
+    from logstream.storage.fs import Storage
+
+    old = tmp_path / "validations" / "events" / "run-a" / "old.html"
+    new = tmp_path / "validations" / "events" / "run-b" / "new.html"
+    for page in (old, new):
+        page.parent.mkdir(parents=True)
+        page.write_text("<html></html>")
+    now = datetime(2026, 3, 1, tzinfo=UTC).timestamp()
+    os.utime(old, (now - 31 * 86_400, now - 31 * 86_400))
+    os.utime(new, (now - 29 * 86_400, now - 29 * 86_400))
+    site = f"file://{tmp_path}"  # a location string: the same code path as hdfs:// and s3a://
+    assert prune_docs(site, keep_days=30, now=now, storage=Storage(settings)) == 1
+    assert not old.exists() and new.exists()

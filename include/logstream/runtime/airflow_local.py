@@ -2,7 +2,9 @@
 
 Everything lives under ``<state_dir>/airflow`` (git-ignored): SQLite metadata DB, logs, the
 generated admin password. The DAGs folder is the checkout's ``dags/``, the plugins folder its
-``plugins/`` (the console). The docker-compose stack uses the same DAGs with Postgres instead.
+``plugins/`` (the console). :func:`base_env` is the environment every topology shares; the
+team's Airflow (Postgres, Celery, one process per component) is
+:mod:`logstream.runtime.airflow_team`.
 
 The admin password is a plain file: it is created ``0600`` before Airflow first writes it (Airflow
 appends to the existing file, keeping its mode) and checked again once Airflow answers; the state
@@ -29,9 +31,13 @@ PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
 
 
-def airflow_env(settings: Settings) -> dict[str, str]:
-    """Environment variables that configure Airflow for local use (no airflow.cfg edits)."""
-    home = settings.airflow_home
+def base_env(settings: Settings, home: Path) -> dict[str, str]:
+    """What every logstream Airflow shares, the embedded local one and the team's
+    (:mod:`logstream.runtime.airflow_team`), set through environment variables (no airflow.cfg
+    edits): Airflow's home, the checkout's DAGs and plugins, SimpleAuthManager's admin with a
+    generated password in ``home``, the API server on 127.0.0.1, the ``spark_default``
+    connection, and what tasks need to run spark-submit. The executor and the metadata database
+    are each topology's own."""
     venv_bin = Path(sys.executable).parent
     return {
         "AIRFLOW_HOME": str(home),
@@ -39,12 +45,9 @@ def airflow_env(settings: Settings) -> dict[str, str]:
         # the console (plugins/logstream_console.py), mounted in the API server
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__PARALLELISM": "8",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         # SimpleAuthManager: "user:role"; the password is generated into AIRFLOW_HOME
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(password_file(settings)),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(password_file(settings, home)),
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__PORT": str(settings.airflow_port),
         "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{settings.airflow_port}",
@@ -60,8 +63,21 @@ def airflow_env(settings: Settings) -> dict[str, str]:
     }
 
 
-def password_file(settings: Settings) -> Path:
-    return settings.airflow_home / "simple_auth_manager_passwords.json.generated"
+def airflow_env(settings: Settings) -> dict[str, str]:
+    """Environment variables that configure the embedded local Airflow: :func:`base_env` in
+    ``airflow_home``, LocalExecutor on SQLite."""
+    home = settings.airflow_home
+    return {
+        **base_env(settings, home),
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": "8",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+    }
+
+
+def password_file(settings: Settings, home: Path | None = None) -> Path:
+    """The admin password file SimpleAuthManager writes in ``home`` (default: airflow_home)."""
+    return (home or settings.airflow_home) / "simple_auth_manager_passwords.json.generated"
 
 
 def console_url(settings: Settings) -> str:
@@ -78,18 +94,18 @@ def _private_dir(path: Path, tighten: bool) -> None:
         path.chmod(PRIVATE_DIR_MODE)
 
 
-def secure_password_file(settings: Settings) -> Path:
+def secure_password_file(settings: Settings, home: Path | None = None) -> Path:
     """Make the admin password file ``0600`` (created empty if missing: Airflow fills it)."""
-    path = password_file(settings)
+    path = password_file(settings, home)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE_MODE)
     os.close(descriptor)
     path.chmod(PRIVATE_FILE_MODE)
     return path
 
 
-def check_password_file(settings: Settings) -> None:
+def check_password_file(settings: Settings, home: Path | None = None) -> None:
     """Raise when other users may read the admin password file (after Airflow wrote it)."""
-    path = password_file(settings)
+    path = password_file(settings, home)
     mode = path.stat().st_mode & 0o777
     if mode & 0o077:
         raise ServiceError(
@@ -98,20 +114,21 @@ def check_password_file(settings: Settings) -> None:
         )
 
 
-def prepare_home(settings: Settings) -> None:
+def prepare_home(settings: Settings, home: Path | None = None) -> None:
     """Private folders for the state (the project's own ``.local/`` or one created here) and for
-    Airflow's home, and the password file ``0600`` before Airflow writes to it."""
+    Airflow's home (default: airflow_home), and the password file ``0600`` before Airflow writes
+    to it."""
     default_state = PROJECT_ROOT / ".local"
     _private_dir(settings.state_dir, tighten=settings.state_dir.resolve() == default_state)
-    _private_dir(settings.airflow_home, tighten=True)
-    secure_password_file(settings)
+    _private_dir(home or settings.airflow_home, tighten=True)
+    secure_password_file(settings, home)
 
 
 def _pid_file(settings: Settings) -> Path:
     return settings.airflow_home / "standalone.pid"
 
 
-def start_standalone(settings: Settings, timeout: float = 240.0) -> str:
+def start_standalone(settings: Settings, timeout: float = 600.0) -> str:
     """Start ``airflow standalone`` detached (idempotent); return the UI address once it answers."""
     url = f"http://127.0.0.1:{settings.airflow_port}"
     if running_pid(settings) is not None and port_open("127.0.0.1", settings.airflow_port):

@@ -16,6 +16,10 @@ from logstream.runtime.spark import build_spark_session
 from logstream.storage.fs import HadoopFS, Storage
 from tests.remote_storage import RemoteStores, remote_stores
 
+# a MiniDFSCluster and s3proxy per module (1-6 min on 2 cores): make test-cluster; make test
+# covers S3 through tests/integration/test_console_remote.py
+pytestmark = pytest.mark.cluster
+
 KINDS = ("hdfs", "s3a")
 
 

@@ -31,12 +31,12 @@ from logstream.supervisor.drivers import STANDALONE_LIVE, StandaloneDriver, run_
 from logstream.supervisor.processes import JOB_PATH, job_arguments
 from logstream.supervisor.state import read_history
 from tests.cluster.support import (
-    assert_exactly_once,
     driver_jvm,
     ingest_totals,
     sigkill,
     wait_until,
 )
+from tests.exactly_once import assert_exactly_once
 from tests.helpers import produce_with_ids
 
 pytestmark = pytest.mark.cluster

@@ -8,14 +8,12 @@ import os
 import signal
 import subprocess
 import time
-from datetime import UTC
 from pathlib import Path
 
 from logstream.devtools.generator import GeneratorConfig, generate_logs
 from logstream.kafka.admin import ensure_topics
 from logstream.runtime.spark import spark_submit_command
-from logstream.storage.tables import read_table
-from tests import oracle
+from tests.exactly_once import assert_exactly_once
 from tests.helpers import produce_with_ids
 
 JOB = Path(__file__).resolve().parents[2] / "jobs" / "stream_logs.py"
@@ -95,57 +93,4 @@ def test_sigkill_twice_loses_and_duplicates_nothing(spark, kafka_broker, setting
     assert finished.returncode == 0, (tmp_path / "job.log").read_text()[-3000:]
 
     by_id = dict(zip(ids, thirds[0] + thirds[1] + thirds[2], strict=True))
-    valid = {event_id for event_id, record in by_id.items() if record.truth is not None}
-    landed = [row.event_id for row in read_table(spark, run, "events").collect()]
-    assert len(landed) == len(set(landed)), "duplicated events after the kills"
-    assert set(landed) == valid, "events missing after the kills"
-
-    processed = {
-        row.event_id: row.processing_time.replace(tzinfo=UTC)
-        for row in read_table(spark, run, "events").collect()
-    }
-    truth = [
-        {**record.truth, "processing_time": processed[event_id]}
-        for event_id, record in by_id.items()
-        if record.truth is not None
-    ]
-    for table, oracle_rows, delay, columns in (
-        (
-            "error_rate",
-            oracle.error_rate_per_service(truth),
-            300,
-            ("total_requests", "error_count"),
-        ),
-        ("sla", oracle.sla_per_service(truth), 300, ("total_requests", "fast_requests")),
-        ("system_health", oracle.system_health(truth), 300, ("total_requests", "active_users")),
-    ):
-        want = oracle.final(oracle_rows, oracle.final_watermark(truth, delay))
-        got = [row.asDict() for row in read_table(spark, run, table).collect()]
-
-        def key(row):
-            return (row.get("service"), row["window_start"].replace(tzinfo=UTC))
-
-        assert len(got) == len({key(r) for r in got}), f"{table}: duplicate windows"
-        got_by_key = {key(r): r for r in got}
-        assert set(got_by_key) == {key(r) for r in want}, table
-        for row in want:
-            for column in columns:
-                assert got_by_key[key(row)][column] == row[column], (table, key(row), column)
-
-    # the look-back rules (SPEC §5.2.1-2) ran across the kills, each new process seeding their
-    # history from the committed tables: the same detections, once each, as over all the final
-    # windows at once
-    response = [row.asDict() for row in read_table(spark, run, "response_time").collect()]
-    errors = [row.asDict() for row in read_table(spark, run, "error_rate").collect()]
-    want_found = {
-        ("response_time_zscore", a["key"], a["window_start"])
-        for a in oracle.response_time_zscore(response)
-    } | {("error_rate_spike", a["key"], a["window_start"]) for a in oracle.error_rate_spike(errors)}
-    found = [
-        row.asDict()
-        for row in read_table(spark, run, "anomalies").collect()
-        if row.kind in ("response_time_zscore", "error_rate_spike")
-    ]
-    assert want_found, "the data must exercise the look-back rules"
-    assert len(found) == len({row["anomaly_id"] for row in found}), "duplicated anomalies"
-    assert {(r["kind"], r["entity"], r["window_start"]) for r in found} == want_found
+    assert_exactly_once(spark, run, by_id)

@@ -212,9 +212,12 @@ def test_compose_services_are_pinned_private_and_checked(service):
     tag = spec["image"].partition(":")[2]
     assert tag and tag != "latest" and re.match(r"v?\d+\.\d+\.\d+$", tag), spec["image"]
     assert spec["healthcheck"]["test"]
-    # they live in the job's network namespace; whatever is published is on loopback only
-    assert spec["network_mode"] == "service:airflow"
-    for port in compose["services"]["airflow"]["ports"]:
+    # they live in the network namespace of the Spark drivers (the job's exporter listens on
+    # its loopback only); whatever that namespace publishes is on loopback only
+    owner = spec["network_mode"].removeprefix("service:")
+    assert owner in compose["services"] and owner != service, spec["network_mode"]
+    assert compose["services"]["spark-worker-1"]["network_mode"] == f"service:{owner}"
+    for port in compose["services"][owner]["ports"]:
         assert port.startswith("127.0.0.1:"), port
     if service == "grafana":
         password = spec["environment"]["GF_SECURITY_ADMIN_PASSWORD"]

@@ -19,11 +19,10 @@ def test_format_duration():
     assert format_duration_ms(3_723_000) == "1h02m03s"
 
 
-def test_the_report_is_read_back_only_from_a_local_folder(settings, tmp_path):
+def test_the_report_is_read_back_from_a_file_uri_folder(settings, tmp_path):
     local = settings.replace(reports_dir=f"file://{tmp_path}/")
     assert report_path(local, D) == f"file://{tmp_path}/reconciliation/2026-11-25.json"
     assert read_report(local, D) is None  # not written yet
     (tmp_path / "reconciliation").mkdir()
     (tmp_path / "reconciliation" / "2026-11-25.json").write_text(json.dumps({"totals": {}}))
     assert read_report(local, D) == {"totals": {}}
-    assert read_report(settings.replace(reports_dir="s3a://bucket/reports"), D) is None

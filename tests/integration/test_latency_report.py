@@ -262,7 +262,8 @@ def test_the_job_rejects_bad_arguments_with_exit_code_2(tmp_path, capsys):
     assert main(["--hour", "2026-11-25T13", "--set", "no_equals_sign"]) == 2
     assert main(["--hour", "2026-11-25T13", "--set", "no_such_setting=1"]) == 2
     assert "unknown setting" in capsys.readouterr().err
-    assert main(["--hour", "2026-11-25T13", "--set", "reports_dir=s3a://bucket/r"]) == 2
+    # hdfs:// and s3a:// are shared storage; any other scheme is refused before Spark starts
+    assert main(["--hour", "2026-11-25T13", "--set", "reports_dir=gs://bucket/r"]) == 2
     with pytest.raises(SystemExit) as missing:
         main([])
     assert missing.value.code == 2

@@ -359,22 +359,9 @@ class TeamAirflow:
 
     def token(self) -> str:
         """A REST API token for the ``logstream`` admin (``POST /auth/token``)."""
-        import requests
+        from logstream.runtime.airflow_api import AirflowApi
 
-        passwords = json.loads(self.password_file.read_text())
-        answer = requests.post(
-            f"{self.url}/auth/token",
-            json={
-                "username": airflow_local.ADMIN_USER,
-                "password": passwords[airflow_local.ADMIN_USER],
-            },
-            timeout=30,
-        )
-        if answer.status_code not in (200, 201):
-            raise ServiceError(
-                f"Airflow refused the admin login: {answer.status_code} {answer.text}"
-            )
-        return answer.json()["access_token"]
+        return AirflowApi(self.url, self.password_file, airflow_local.ADMIN_USER).token()
 
 
 def _end_group(group: int, timeout: float = 10.0) -> None:

@@ -56,10 +56,12 @@ def remote_storage(settings: Settings, tmp_path_factory: pytest.TempPathFactory)
 
 @pytest.fixture(params=["hdfs", "s3a"])
 def on_cluster_remote(request, on_cluster: Settings, remote_storage, tmp_path) -> Settings:
-    """:func:`on_cluster` with the tables and checkpoints on HDFS or S3 (``s3a://``); the status
-    files stay on the local disk the supervisor and the driver share."""
-    name = tmp_path.name
+    """:func:`on_cluster` with the tables, checkpoints and status files on HDFS or S3
+    (``s3a://``): the driver writes them there, the supervisor and the test read them there.
+    Only the supervisor's own state (``state_dir``) stays on the local disk."""
+    root = remote_storage.root(request.param, tmp_path.name)
     return remote_storage.settings(on_cluster).replace(
-        data_root=remote_storage.root(request.param, f"{name}/data"),
-        checkpoint_root=remote_storage.root(request.param, f"{name}/checkpoints"),
+        data_root=f"{root}/data",
+        checkpoint_root=f"{root}/checkpoints",
+        status_dir=f"{root}/status",
     )

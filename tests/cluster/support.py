@@ -11,16 +11,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 from logstream.config import Settings
+from logstream.storage.fs import Storage, join
 from logstream.supervisor.processes import process_info
 
 
-#: Metric tables, their oracle, their delay (s) and the columns compared.
 def ingest_totals(settings: Settings) -> dict:
     """The ``ingest_logs`` query's cumulative totals from its status file ({} before any)."""
-    path = Path(settings.status_dir) / "ingest_logs.json"
+    text = Storage(settings).read_text(join(settings.status_dir, "ingest_logs.json"))
     try:
-        return json.loads(path.read_text()).get("totals", {})
-    except (FileNotFoundError, json.JSONDecodeError):
+        return json.loads(text).get("totals", {}) if text else {}
+    except json.JSONDecodeError:  # caught mid-write: no totals yet
         return {}
 
 

@@ -11,10 +11,10 @@ driver in cluster deploy mode, through everything a cluster does to a long-runni
    or, when Spark's recovery drops it (a race with the workers' own re-registration), the
    supervisor restarts it from its checkpoints.
 
-With the tables and checkpoints on HDFS and S3 (``s3a://``), a shorter run: one driver kill.
-
-Afterwards every event landed exactly once and the metric tables and look-back anomalies equal
-the independent oracle's (:mod:`tests.oracle`).
+All of it twice: with the tables, checkpoints and status files on HDFS, and on S3 (``s3a://``);
+the supervisor's checkpoint gate reads the checkpoints there, the restarted driver resumes from
+them. Afterwards every event landed exactly once and the metric tables and look-back anomalies
+equal the independent oracle's (:mod:`tests.oracle`).
 """
 
 from __future__ import annotations
@@ -92,21 +92,22 @@ def worker_of(cluster, run) -> int:
 
 
 def test_exactly_once_through_driver_worker_and_master_loss(
-    spark, kafka_broker, spark_cluster, on_cluster
+    spark, kafka_broker, spark_cluster, on_cluster_remote
 ):
     cluster = spark_cluster
-    run = on_cluster.replace(
-        logs_topic=TOPIC,
-        user_events_topic="cluster-user-events",
+    topic = f"{TOPIC}-{on_cluster_remote.data_root.split(':', 1)[0]}"
+    run = on_cluster_remote.replace(
+        logs_topic=topic,
+        user_events_topic=f"{topic}-user-events",
         trigger_interval="1 second",
         max_offsets_per_trigger=1_000,  # many small batches: the failures land mid-stream
         supervisor_backoff_seconds=1,
         supervisor_max_restarts=5,
         supervisor_stall_seconds=3_600,
     )
-    ensure_topics(kafka_broker.bootstrap, [TOPIC], 4)
+    ensure_topics(kafka_broker.bootstrap, [topic], 4)
     config = GeneratorConfig(
-        seed=11, count=15_000, events_per_second=15.0, late_share=0.0, logs_topic=TOPIC
+        seed=11, count=15_000, events_per_second=15.0, late_share=0.0, logs_topic=topic
     )
     records = generate_logs(config)
     size = len(records) // 4
@@ -187,7 +188,7 @@ def test_exactly_once_through_driver_worker_and_master_loss(
 
     by_id = dict(zip(ids, records, strict=True))
     assert_exactly_once(spark, run, by_id)
-    print("cluster timeline:", timeline)
+    print(f"{run.data_root}: cluster timeline", timeline)
 
 
 def run_to_the_end(run, cluster, stopped_driver: str) -> None:
@@ -206,44 +207,3 @@ def run_to_the_end(run, cluster, stopped_driver: str) -> None:
         poll=2,
     )
     assert state == "FINISHED", driver_output(cluster, final)
-
-
-def test_exactly_once_on_hdfs_and_s3_through_a_driver_kill(
-    spark, kafka_broker, spark_cluster, on_cluster_remote
-):
-    """The tables and checkpoints on HDFS or S3: the supervisor's checkpoint gate reads them
-    there, the restarted driver resumes from them."""
-    cluster = spark_cluster
-    topic = f"cluster-logs-{on_cluster_remote.data_root.split(':', 1)[0]}"
-    run = on_cluster_remote.replace(
-        logs_topic=topic,
-        user_events_topic=f"{topic}-user-events",
-        trigger_interval="1 second",
-        max_offsets_per_trigger=1_000,
-        supervisor_backoff_seconds=1,
-        supervisor_stall_seconds=3_600,
-    )
-    ensure_topics(kafka_broker.bootstrap, [topic], 4)
-    config = GeneratorConfig(
-        seed=5, count=6_000, events_per_second=10.0, late_share=0.0, logs_topic=topic
-    )
-    records = generate_logs(config)
-    half = len(records) // 2
-    valid_first = sum(r.truth is not None for r in records[:half])
-    ids = produce_with_ids(kafka_broker.bootstrap, records[:half])
-    started = start_job(run, ["logs"])
-    assert started.action == "started" and started.driver_id, started
-    wait_for_valid(run, cluster, valid_first // 2, "first start")
-    jvm = driver_jvm(started.driver_id)
-    assert jvm is not None, driver_output(cluster, started.driver_id)
-    sigkill(jvm)
-    restart_s = watch_until_restart(run, 0, 300)
-    ids += produce_with_ids(kafka_broker.bootstrap, records[half:])
-    again = inspect(run)
-    assert again.driver_id not in ("", started.driver_id), again
-    wait_for_valid(run, cluster, valid_first + 1, "after the driver kill")
-    stopped = stop_job(run, grace_seconds=60)
-    assert stopped.action == "stopped", stopped
-    run_to_the_end(run, cluster, again.driver_id)
-    assert_exactly_once(spark, run, dict(zip(ids, records, strict=True)))
-    print(f"{run.data_root}: driver kill to restart {restart_s:.1f}s")

@@ -23,7 +23,7 @@ from logstream.batch.latency import STAGE_ORDER
 from logstream.catalog.aggregates import PERCENTILE_ACCURACY
 from logstream.reports import latency
 from logstream.storage.tables import table_path
-from logstream.stream import status
+from logstream.stream.history import append_history
 from tests.include.reports.hostile import HOSTILE, assert_shown_as_text
 from tests.oracle import percentile_rank_ok
 
@@ -106,7 +106,7 @@ def world(spark, settings, tmp_path_factory):
     )
     history = make_history(rng)
     for line in history:
-        status.append_history(run_settings.status_dir, line)
+        append_history(run_settings.status_dir, line)
     first = latency.run_report(spark, run_settings, HOUR)
     return {
         "settings": run_settings,

@@ -11,7 +11,7 @@ For one UTC hour ``H`` they summarise two sources:
   - ``end_to_end_ms`` = processing_time - event_time: SPEC §5.1.8's processing latency;
 
   per service (scope ``service``) and over all services (scope ``all``, service ``*``);
-* the streaming queries' progress history (:func:`logstream.stream.status.read_history`) whose
+* the streaming queries' progress history (:func:`logstream.stream.history.read_history`) whose
   progress timestamp falls in ``H``, one sample per micro-batch (scope ``query``, service = query
   name): ``batch_duration_ms`` (durationMs.triggerExecution), ``watermark_delay_ms`` (progress
   time - watermark), ``kafka_lag_records`` (latest - processed offsets) and ``event_time_lag_ms``
@@ -46,7 +46,7 @@ from logstream.errors import ConfigError
 from logstream.schemas import LATENCY_REPORT
 from logstream.storage.fs import Storage
 from logstream.storage.tables import read_table
-from logstream.stream.status import read_history
+from logstream.stream.history import read_history
 
 HOUR_FORMAT = "%Y-%m-%dT%H"
 PERCENTILES = (0.5, 0.95, 0.99)
@@ -255,7 +255,7 @@ def _number(value: Any) -> float | None:
 
 
 def progress_samples(records: Iterable[dict]) -> list[tuple[str, str, str, str, float]]:
-    """History lines (:func:`logstream.stream.status.history_record`) -> :data:`SAMPLES` tuples.
+    """History lines (:func:`logstream.stream.history.history_record`) -> :data:`SAMPLES` tuples.
 
     The watermark delay needs a real watermark: queries without one, and watermarked queries
     before their first data (Spark reports the epoch), give no sample.

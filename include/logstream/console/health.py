@@ -12,7 +12,8 @@ from datetime import UTC, datetime, timedelta
 
 from logstream.config import Settings
 from logstream.console.tables import shared_storage
-from logstream.stream.status import read_history, read_statuses
+from logstream.stream.history import read_history
+from logstream.stream.status import read_statuses
 from logstream.supervisor import state
 from logstream.timeutil import parse_iso
 

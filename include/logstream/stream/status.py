@@ -49,8 +49,6 @@ from logstream.stream.history import (
     default_storage,
     history_record,
 )
-from logstream.stream.history import history_path as history_path
-from logstream.stream.history import read_history as read_history
 from logstream.timeutil import parse_iso
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ import json
 import types
 from datetime import UTC, datetime, timedelta
 
-from logstream.stream import status
+from logstream.stream import history, status
 
 HOUR = datetime(2026, 11, 25, 13, tzinfo=UTC)
 
@@ -68,19 +68,19 @@ def test_status_listener_appends_one_history_line_per_progress(tmp_path):
 
 def test_history_is_read_by_hour_skips_broken_lines_and_prunes_old_days(tmp_path):
     for stamp in ("2026-11-25T12:59:59Z", "2026-11-25T13:00:00Z", "2026-11-25T13:59:59Z"):
-        status.append_history(tmp_path, {"timestamp": stamp, "query": "q/1", "batch_id": 1})
-    status.append_history(tmp_path, {"timestamp": "2026-11-25T14:00:00Z", "query": "q2"})
+        history.append_history(tmp_path, {"timestamp": stamp, "query": "q/1", "batch_id": 1})
+    history.append_history(tmp_path, {"timestamp": "2026-11-25T14:00:00Z", "query": "q2"})
     folder = tmp_path / "history" / "q_1"  # the slash cannot reach the file system
     with (folder / "2026-11-25.jsonl").open("a") as out:
         out.write('{"timestamp": "2026-11-25T13:30:00Z", "query": "q/1", "ba')  # cut short
 
-    got = status.read_history(tmp_path, HOUR, HOUR + timedelta(hours=1))
+    got = history.read_history(tmp_path, HOUR, HOUR + timedelta(hours=1))
     assert sorted(r["timestamp"] for r in got) == ["2026-11-25T13:00:00Z", "2026-11-25T13:59:59Z"]
     assert {r["query"] for r in got} == {"q/1"}
 
     # a new day's first line deletes the files older than keep_days
-    status.append_history(tmp_path, {"timestamp": "2026-11-20T10:00:00Z", "query": "q/1"})
-    status.append_history(
+    history.append_history(tmp_path, {"timestamp": "2026-11-20T10:00:00Z", "query": "q/1"})
+    history.append_history(
         tmp_path, {"timestamp": "2026-11-27T00:00:01Z", "query": "q/1"}, keep_days=3
     )
     assert sorted(p.name for p in folder.iterdir()) == ["2026-11-25.jsonl", "2026-11-27.jsonl"]

@@ -105,6 +105,9 @@ class Settings:
     spark_executor_memory: str = "1g"
     spark_executor_cores: int = 1
     spark_cores_max: int = 0
+    # a YARN ResourceManager's web address (http://host:8088), whose REST API the supervisor
+    # asks; empty = yarn.resourcemanager.webapp.address of HADOOP_CONF_DIR's yarn-site.xml
+    yarn_rm_url: str = ""
     # Kubernetes namespace of the driver pod (spark-submit --status/--kill namespace:pod)
     spark_k8s_namespace: str = "default"
 

@@ -10,6 +10,7 @@ import pytest
 
 from logstream.config import Settings
 from logstream.runtime.cluster import LocalSparkCluster
+from logstream.runtime.yarn import LocalYarn
 
 
 @pytest.fixture(scope="session")
@@ -43,6 +44,17 @@ def on_cluster(settings: Settings, spark_cluster: LocalSparkCluster, tmp_path) -
         alert_sink=f"jsonl:{tmp_path / 'alerts.jsonl'}",
         metrics_port=0,
     )
+
+
+@pytest.fixture(scope="session")
+def local_yarn(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalYarn]:
+    """A YARN ResourceManager and NodeManager (6 GB, 4 vcores) for the session, stopped after."""
+    yarn = LocalYarn(settings, tmp_path_factory.mktemp("yarn"))
+    yarn.start(timeout=240)
+    try:
+        yield yarn
+    finally:
+        yarn.stop()
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from logstream.config import Settings
+from logstream.devtools.generator import GeneratorConfig, generate_logs
+from logstream.kafka.admin import ensure_topics
 from logstream.storage.fs import Storage, join
 from logstream.supervisor.processes import process_info
 
@@ -22,6 +24,33 @@ def ingest_totals(settings: Settings) -> dict:
         return json.loads(text).get("totals", {}) if text else {}
     except json.JSONDecodeError:  # caught mid-write: no totals yet
         return {}
+
+
+def supervised_stream(run: Settings, topic: str, count: int, seed: int, kafka_broker, **overrides):
+    """``run`` for a supervised stream of generated logs on ``topic`` (created with 4 partitions):
+    many small batches (the failures land mid-stream), a one-second restart backoff, no stall
+    restarts; and the ``count`` generated records (no late ones, spread over 1,000 simulated
+    seconds), not yet sent."""
+    ensure_topics(kafka_broker.bootstrap, [topic], 4)
+    records = generate_logs(
+        GeneratorConfig(
+            seed=seed,
+            count=count,
+            events_per_second=count / 1_000,
+            late_share=0.0,
+            logs_topic=topic,
+        )
+    )
+    settings = run.replace(
+        logs_topic=topic,
+        user_events_topic=f"{topic}-user-events",
+        trigger_interval="1 second",
+        max_offsets_per_trigger=1_000,
+        supervisor_backoff_seconds=1,
+        supervisor_stall_seconds=3_600,
+        **overrides,
+    )
+    return settings, records
 
 
 def wait_until(what: str, check: Callable[[], object], timeout: float, poll: float = 1.0):

@@ -1,12 +1,11 @@
 """Shared storage that is not the local disk, against real servers: a MiniDFSCluster (HDFS) and
-s3proxy (S3), started once for the module. The Python-side :class:`Storage` and Spark
+s3proxy (S3), the cluster suite's. The Python-side :class:`Storage` and Spark
 (``hdfs://`` through pyspark's Hadoop client, ``s3a://`` through hadoop-aws) read and write both,
 and each side reads what the other wrote."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 
 import pytest
 from pyspark.sql import types as T
@@ -14,19 +13,19 @@ from pyspark.sql import types as T
 from logstream.config import Settings
 from logstream.runtime.spark import build_spark_session
 from logstream.storage.fs import HadoopFS, Storage
-from tests.remote_storage import RemoteStores, remote_stores
+from tests.remote_storage import RemoteStores
 
-# a MiniDFSCluster and s3proxy per module (1-6 min on 2 cores): make test-cluster; make test
-# covers S3 through tests/integration/test_console_remote.py
+# make test-cluster; make test covers S3 through tests/integration/test_console_remote.py
 pytestmark = pytest.mark.cluster
 
 KINDS = ("hdfs", "s3a")
 
 
 @pytest.fixture(scope="module")
-def stores(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RemoteStores]:
-    with remote_stores(settings, tmp_path_factory.mktemp("remote-storage")) as started:
-        yield started
+def stores(remote_storage: RemoteStores) -> RemoteStores:
+    """The session's stores (tests/cluster/conftest.py): one s3a endpoint per Spark session, as
+    Hadoop caches the s3a file system of a bucket with the endpoint it was first opened with."""
+    return remote_storage
 
 
 @pytest.fixture(scope="module")

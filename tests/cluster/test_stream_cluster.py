@@ -23,8 +23,6 @@ import time
 
 import pytest
 
-from logstream.devtools.generator import GeneratorConfig, generate_logs
-from logstream.kafka.admin import ensure_topics
 from logstream.runtime.spark import spark_submit_command
 from logstream.supervisor import inspect, start_job, stop_job, watch_job
 from logstream.supervisor.drivers import STANDALONE_LIVE, StandaloneDriver, run_command
@@ -34,6 +32,7 @@ from tests.cluster.support import (
     driver_jvm,
     ingest_totals,
     sigkill,
+    supervised_stream,
     wait_until,
 )
 from tests.exactly_once import assert_exactly_once
@@ -96,20 +95,9 @@ def test_exactly_once_through_driver_worker_and_master_loss(
 ):
     cluster = spark_cluster
     topic = f"{TOPIC}-{on_cluster_remote.data_root.split(':', 1)[0]}"
-    run = on_cluster_remote.replace(
-        logs_topic=topic,
-        user_events_topic=f"{topic}-user-events",
-        trigger_interval="1 second",
-        max_offsets_per_trigger=1_000,  # many small batches: the failures land mid-stream
-        supervisor_backoff_seconds=1,
-        supervisor_max_restarts=5,
-        supervisor_stall_seconds=3_600,
+    run, records = supervised_stream(
+        on_cluster_remote, topic, 15_000, 11, kafka_broker, supervisor_max_restarts=5
     )
-    ensure_topics(kafka_broker.bootstrap, [topic], 4)
-    config = GeneratorConfig(
-        seed=11, count=15_000, events_per_second=15.0, late_share=0.0, logs_topic=topic
-    )
-    records = generate_logs(config)
     size = len(records) // 4
     chunks = [records[i * size : (i + 1) * size] for i in range(3)] + [records[3 * size :]]
     valid_in = [sum(r.truth is not None for r in chunk) for chunk in chunks]

@@ -334,7 +334,7 @@ class LocalSparkCluster:
         return sum(worker.pid() is not None for worker in self.workers)
 
     def _launch(self, process: ServerProcess, command: list[str], ready, timeout: float) -> None:
-        process.launch(command, ready, timeout, cwd=self.folder, poll=0.5)
+        process.launch(command, ready, timeout, cwd=self.folder, env=self._environment(), poll=0.5)
         # spark-class execs java in place: the recorded pid is the daemon's JVM
 
     def wait_for_workers(self, count: int, timeout: float = 120.0) -> dict[str, Any]:

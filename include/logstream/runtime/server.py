@@ -19,7 +19,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -168,10 +168,12 @@ class ServerProcess:
         timeout: float,
         *,
         cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
         poll: float = 0.2,
         check_hint: str = "",
     ) -> int:
-        """Launch ``command`` detached, record its pid and wait until ``ready()``; its pid.
+        """Launch ``command`` detached (in ``cwd``, with ``env`` or this process's environment),
+        record its pid and wait until ``ready()``; its pid.
 
         If it exits first, or is not ready within ``timeout`` seconds (it is then stopped), a
         :class:`ServiceError` names the log files and, when it exited, shows their last lines;
@@ -182,6 +184,7 @@ class ServerProcess:
             process = subprocess.Popen(
                 list(command),
                 cwd=cwd,
+                env=None if env is None else dict(env),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

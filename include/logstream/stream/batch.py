@@ -24,6 +24,7 @@ static frames and runs the finalizer's rounds inline (``background=False``).
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Callable
 
 from pyspark.sql import DataFrame, SparkSession
@@ -113,7 +114,25 @@ class IngestBatchHandler:
         self.finalizer.stop()
         if drain:
             self.finalizer.check()
+            if not self.finalizer.landed_here():
+                self._resume_last_landed()
             self.finalizer.run_pending()
+
+    def _resume_last_landed(self) -> None:
+        """Nothing landed in this process (Kafka held nothing new): hand the finalizer the last
+        batch an earlier process landed, with its rows to come from bronze, so the round that
+        process planned but did not finish, and the windows its last batches made final, are
+        written now rather than after the next batch of another run."""
+        latest = IngestState.latest(self.fs, self.state_folder)
+        if latest is None:
+            return
+        batch_id, state = latest
+        self.memory.begin(int(time.time() * 1000), state.max_event_time_ms)
+        self.finalizer.reset()
+        self.finalizer.landed(
+            Landed(batch_id, state.max_event_time_ms, None, state.first_on_time_ms,
+                   state.final_through or None)
+        )  # fmt: skip
 
     def writers(self) -> dict[str, BatchTableWriter]:
         if self._writers is None:

@@ -19,7 +19,8 @@ change it. Each round, numbered 1, 2, ... per checkpoint, under ``<checkpoint>/l
 3. ``<n>.done``: the groups' watermarks after the round (the commit point); then the alerts.
 
 A new process continues after the last ``.done``; a ``.plan`` without one is run again as it
-was planned. The open windows' rows come from the landings of this process (cached pieces,
+was planned, after the process's first landed batch, or, when it lands none (an
+``--available-now`` run with nothing new in Kafka), by the drain at its end. The open windows' rows come from the landings of this process (cached pieces,
 :class:`~logstream.stream.state.BatchMemory`) and, for the batches landed before it, from bronze,
 read once by the first round (the landing path never waits for that read).
 """
@@ -182,6 +183,11 @@ class Finalizer:
                 self._pending_min = min(self._pending_min or landed.min_on_time_ms,
                                         landed.min_on_time_ms)  # fmt: skip
             self._lock.notify_all()
+
+    def landed_here(self) -> bool:
+        """Whether a batch landed in this process since the last :meth:`reset`."""
+        with self._lock:
+            return self._landed_here is not None
 
     def final_through(self) -> dict[str, int]:
         """Each group's watermark as of the last committed round."""

@@ -67,6 +67,18 @@ class IngestState:
         data = json.loads(fs.read_text(f"{folder}/{earlier[-1]}.json") or "{}")
         return cls(**{key: value for key, value in data.items() if key in cls.__dataclass_fields__})
 
+    @classmethod
+    def latest(cls, fs: HadoopFS, folder: str) -> tuple[int, IngestState] | None:
+        """The last batch with a saved state and that state (None: no batch landed yet)."""
+        done = [
+            int(name.removesuffix(".json"))
+            for name in fs.list_names(folder)
+            if name.endswith(".json") and name.removesuffix(".json").isdigit()
+        ]
+        if not done:
+            return None
+        return max(done), cls.load(fs, folder, max(done) + 1)
+
     def save(self, fs: HadoopFS, folder: str, batch_id: int) -> None:
         fs.write_text(f"{folder}/{batch_id}.json", json.dumps(self.__dict__))
         for name in fs.list_names(folder):

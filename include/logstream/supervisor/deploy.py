@@ -20,7 +20,7 @@ def driver_for(settings: Settings) -> JobDriver:
     if master.startswith("spark://"):
         return StandaloneDriver(settings)
     if master == "yarn" or master.startswith("yarn"):
-        return YarnDriver()
+        return YarnDriver(settings)
     if master.startswith("k8s://"):
         return KubernetesDriver()
     raise LogstreamError(

@@ -1,17 +1,28 @@
 """The streaming job's driver on YARN and on Kubernetes (``spark_deploy_mode=cluster``): the
-:class:`~logstream.supervisor.drivers.JobDriver` interface through the ``yarn`` CLI and through
-``spark-submit --status/--kill``. Tested at the level of the commands they build and the output
-they parse; no ResourceManager or Kubernetes API server runs here."""
+:class:`~logstream.supervisor.drivers.JobDriver` interface through the ResourceManager's REST API
+and through ``spark-submit --status/--kill``. YARN runs against a real ResourceManager and
+NodeManager in the cluster suite (:mod:`logstream.runtime.yarn`); Kubernetes is tested at the
+level of the commands it builds and the output it parses (no API server runs here)."""
 
 from __future__ import annotations
 
+import getpass
+import json
+import os
 import re
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree
 
 from logstream.config import Settings
-from logstream.errors import ServiceError
+from logstream.errors import LogstreamError, ServiceError
 from logstream.runtime.cluster import stream_app_name
+from logstream.runtime.yarn import rm_list
 from logstream.supervisor import processes
 from logstream.supervisor.drivers import (
     DriverRef,
@@ -22,98 +33,164 @@ from logstream.supervisor.drivers import (
 )
 from logstream.supervisor.state import JobRecord
 
-# -- YARN: the ResourceManager through the yarn CLI -----------------------------------------------
+# -- YARN: the ResourceManager's REST API ---------------------------------------------------------
 
 _YARN_APP = re.compile(r"\bapplication_\d+_\d+\b")
 YARN_LIVE = frozenset({"NEW", "NEW_SAVING", "SUBMITTED", "ACCEPTED", "RUNNING"})
 
 
+def _rm_request(url: str, method: str = "GET", body: dict | None = None) -> dict[str, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(  # noqa: S310
+        url, data=data, method=method, headers={"Accept": "application/json"}
+    )
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=10.0) as answer:  # noqa: S310
+            return json.load(answer)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return {"exception": "NotFoundException", "message": exc.read()[:300].decode()}
+        raise
+
+
+def resource_manager_url(settings: Settings) -> str:
+    """The ResourceManager's web address: ``yarn_rm_url``, else
+    ``yarn.resourcemanager.webapp.address`` (or ``yarn.resourcemanager.hostname`` on port 8088)
+    of ``yarn-site.xml`` in ``YARN_CONF_DIR`` / ``HADOOP_CONF_DIR``, the files spark-submit
+    reads."""
+    if settings.yarn_rm_url:
+        return settings.yarn_rm_url.rstrip("/")
+    for variable in ("YARN_CONF_DIR", "HADOOP_CONF_DIR"):
+        folder = os.environ.get(variable)
+        site = Path(folder) / "yarn-site.xml" if folder else None
+        if site is None or not site.is_file():
+            continue
+        properties = {
+            (item.findtext("name") or "").strip(): (item.findtext("value") or "").strip()
+            # the operator's own cluster configuration, not input from outside
+            for item in ElementTree.parse(site).getroot().iter("property")  # noqa: S314
+        }
+        address = properties.get("yarn.resourcemanager.webapp.address", "")
+        if address and "$" not in address:
+            return f"http://{address}"
+        host = properties.get("yarn.resourcemanager.hostname")
+        if host:
+            return f"http://{host}:8088"
+    raise LogstreamError(
+        "spark_master=yarn: cannot tell where the ResourceManager's REST API is; set "
+        "yarn_rm_url (LOGSTREAM_YARN_RM_URL, e.g. http://resourcemanager:8088) or HADOOP_CONF_DIR "
+        "to the folder of the cluster's yarn-site.xml"
+    )
+
+
 class YarnDriver(JobDriver):
-    """The driver runs in YARN's ApplicationMaster (``--master yarn --deploy-mode cluster``).
-    The application is found with ``yarn application -list`` by its name, asked after with
-    ``-status`` and stopped with ``-kill`` (``HADOOP_CONF_DIR`` / ``YARN_CONF_DIR`` must point at
-    the cluster, as for spark-submit)."""
+    """The driver runs in YARN's ApplicationMaster (``--master yarn --deploy-mode cluster``;
+    ``HADOOP_CONF_DIR`` / ``YARN_CONF_DIR`` point spark-submit at the cluster).
+
+    The supervisor asks the ResourceManager's REST API (:func:`resource_manager_url`): the
+    application's state (``GET /ws/v1/cluster/apps/<id>``), this checkpoint root's live
+    applications by name (``GET /ws/v1/cluster/apps?states=...``), and the kill (``PUT
+    .../apps/<id>/state`` ``{"state": "KILLED"}``, as ``user.name`` on a cluster without
+    Kerberos). The application gets one attempt (``spark.yarn.maxAppAttempts=1``): restarts are
+    the supervisor's, with its backoff and limits, never a second AM beside them."""
 
     kind = "yarn"
 
-    def __init__(self, runner: Runner = run_command, yarn: str = "yarn") -> None:
-        self.runner = runner
-        self.yarn = yarn
+    def __init__(
+        self,
+        settings: Settings,
+        http: Callable[..., dict] = _rm_request,
+        user: Callable[[], str] = getpass.getuser,
+    ) -> None:
+        self.settings = settings
+        self.http = http
+        self.user = user
+
+    @property
+    def rm_url(self) -> str:
+        return resource_manager_url(self.settings)
 
     def submit_conf(self, settings: Settings) -> dict[str, str]:
         # spark-submit returns once the ResourceManager accepted the application, which is
-        # named at submission (what -list finds)
+        # named at submission (how the list finds it)
         return {
             "spark.yarn.submit.waitAppCompletion": "false",
+            "spark.yarn.maxAppAttempts": "1",
             "spark.app.name": stream_app_name(settings),
         }
 
     def submit(self, settings: Settings, pipelines: Sequence[str]) -> JobRecord:
-        return self._submit_cluster(settings, pipelines, self.runner)
+        return self._submit_cluster(settings, pipelines)
 
     def parse_submission(self, output: str, settings: Settings, conf: dict[str, str]) -> str:
         match = _YARN_APP.search(output)
         return match.group(0) if match else ""
 
-    def status_command(self, app_id: str) -> list[str]:
-        return [self.yarn, "application", "-status", app_id]
-
-    def kill_command(self, app_id: str) -> list[str]:
-        return [self.yarn, "application", "-kill", app_id]
-
-    def list_command(self) -> list[str]:
-        states = "NEW,NEW_SAVING,SUBMITTED,ACCEPTED,RUNNING"
-        return [self.yarn, "application", "-list", "-appStates", states]
-
-    @staticmethod
-    def parse_status(output: str) -> dict[str, str]:
-        """``yarn application -status``'s report as {field: value} (``State``, ``Final-State``,
-        ``Diagnostics``...)."""
-        report = {}
-        for line in output.splitlines():
-            key, sep, value = line.partition(" : ")
-            if sep:
-                report[key.strip()] = value.strip()
-        return report
+    def application(self, app_id: str) -> dict[str, Any] | None:
+        """The ResourceManager's report of ``app_id`` (``state``, ``finalStatus``,
+        ``diagnostics``, ``amHostHttpAddress``...), None when it does not know it; raises
+        :class:`ServiceError` when it does not answer."""
+        url = f"{self.rm_url}/ws/v1/cluster/apps/{urllib.parse.quote(app_id)}"
+        try:
+            answer = self.http(url)
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            raise ServiceError(
+                f"the YARN ResourceManager did not answer {url}: {exc}; is it up and "
+                "yarn_rm_url / HADOOP_CONF_DIR right?"
+            ) from exc
+        if answer.get("exception") == "NotFoundException":
+            return None
+        return answer.get("app", answer)
 
     def check(self, record: JobRecord, settings: Settings) -> tuple[DriverRef | None, str]:
-        code, output = self.runner(self.status_command(record.driver_id))
-        report = self.parse_status(output)
-        if code != 0 or "State" not in report:
-            if "doesn't exist" in output or "not found" in output.lower():
-                return None, f"YARN does not know application {record.driver_id}"
-            return DriverRef(record.driver_id, record.started_at, list(record.pipelines)), ""
-        if report["State"] in YARN_LIVE:
-            return DriverRef(record.driver_id, record.started_at, list(record.pipelines)), ""
-        why = report.get("Diagnostics", "")[:300]
+        ref = DriverRef(record.driver_id, record.started_at, list(record.pipelines))
+        try:
+            app = self.application(record.driver_id)
+        except ServiceError as exc:
+            log.warning("application state unknown; YARN does not answer", extra={"error": exc})
+            return ref, ""  # a ResourceManager that does not answer is no proof the job died
+        if app is None:
+            return None, f"YARN does not know application {record.driver_id}"
+        state = str(app.get("state", ""))
+        if state in YARN_LIVE:
+            where = str(app.get("amHostHttpAddress", ""))
+            return DriverRef(record.driver_id, record.started_at, list(record.pipelines), where), ""
+        why = str(app.get("diagnostics", "")).strip().splitlines()
         return None, (
-            f"the YARN application {record.driver_id} is {report['State']} "
-            f"({report.get('Final-State', '')}){': ' + why if why else ''}"
+            f"the YARN application {record.driver_id} is {state} ({app.get('finalStatus', '')})"
+            f"{': ' + why[0][:300] if why else ''}"
         )
 
-    @staticmethod
-    def parse_list(output: str, name: str) -> list[str]:
-        """Application ids of ``yarn application -list`` rows whose name is ``name``."""
-        found = []
-        for line in output.splitlines():
-            columns = [column.strip() for column in line.split("\t")]
-            if len(columns) > 1 and _YARN_APP.fullmatch(columns[0]) and columns[1] == name:
-                found.append(columns[0])
-        return found
-
     def find_running(self, settings: Settings) -> list[DriverRef]:
-        code, output = self.runner(self.list_command())
-        if code != 0:
-            log.warning("yarn application -list failed", extra={"output": output[-500:]})
+        url = f"{self.rm_url}/ws/v1/cluster/apps?states={','.join(sorted(YARN_LIVE))}"
+        try:
+            answer = self.http(url)
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            log.warning("cannot list YARN's applications", extra={"error": str(exc)})
             return []
-        ids = self.parse_list(output, stream_app_name(settings))
-        return [DriverRef(app_id, None, list(processes.PIPELINES)) for app_id in sorted(ids)]
+        name = stream_app_name(settings)
+        found = [
+            DriverRef(
+                str(app["id"]),
+                app["startedTime"] / 1000 if app.get("startedTime") else None,
+                list(processes.PIPELINES),
+            )
+            for app in rm_list(answer, "apps", "app")
+            if app.get("name") == name and app.get("state") in YARN_LIVE
+        ]
+        return sorted(found, key=lambda ref: ref.started_at or 0)
 
     def kill(self, ref_id: int | str, settings: Settings, grace_seconds: float) -> bool:
-        code, output = self.runner(self.kill_command(str(ref_id)))
-        if code != 0 and "already" not in output:
-            raise ServiceError(f"yarn could not kill {ref_id}: {output[-500:]}")
-        return self._wait_gone(str(ref_id), settings, grace_seconds)
+        app_id = str(ref_id)
+        query = urllib.parse.urlencode({"user.name": self.user()})
+        url = f"{self.rm_url}/ws/v1/cluster/apps/{urllib.parse.quote(app_id)}/state?{query}"
+        try:
+            self.http(url, method="PUT", body={"state": "KILLED"})
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            raise ServiceError(f"YARN did not accept the kill of {app_id} ({url}): {exc}") from exc
+        return self._wait_gone(app_id, settings, max(grace_seconds, 10.0))
 
 
 # -- Kubernetes: the driver pod through spark-submit --status/--kill ------------------------------

@@ -149,7 +149,9 @@ def snapshot(spark, run, handler, registry, sink) -> dict:
 
 
 def run_steps(spark, settings, root, plan, crash_in: str | None = None) -> dict[str, dict]:
-    """Run ``plan`` (step, process, batch id) over one data root; a step whose process is
+    """Run ``plan`` (step, process, batch id) over one data root (batch id None: the process
+    lands nothing and stops with a drain, as an ``--available-now`` run with nothing new in
+    Kafka); a step whose process is
     ``crash_in``'s first letter has its finalizer's write of the table ``crash_in[2:]`` fail
     (``"c:error_rate"``), as a process killed in the middle of a round; its snapshot is taken
     after the failure."""
@@ -196,7 +198,10 @@ def run_steps(spark, settings, root, plan, crash_in: str | None = None) -> dict[
         made, registry, sink = handlers[process]
         sink.alerts.clear()
         try:
-            made(frames[batch_id], batch_id)
+            if batch_id is None:  # an --available-now run that finds nothing new in Kafka
+                made.stop(drain=True)
+            else:
+                made(frames[batch_id], batch_id)
         except RuntimeError as exc:
             if crash_in is None or "killed" not in str(exc):
                 raise
@@ -225,6 +230,15 @@ def cut_short(spark, settings, tmp_path_factory) -> dict[str, dict]:
     other tables); a new process replays batch 2 and runs the round again as planned."""
     plan = [("first", "a", 0), ("second", "a", 1), ("crashed", "c", 2), ("resumed", "d", 2)]
     root = tmp_path_factory.mktemp("ingest-cut-short")
+    return run_steps(spark, settings, root, plan, crash_in="c:error_rate")
+
+
+@pytest.fixture(scope="module")
+def cut_short_then_drained(spark, settings, tmp_path_factory) -> dict[str, dict]:
+    """As :func:`cut_short`, but batch 2 was committed before its round was cut short: the next
+    process has nothing to land (Kafka holds nothing new) and stops with a drain."""
+    plan = [("first", "a", 0), ("second", "a", 1), ("crashed", "c", 2), ("drained", "d", None)]
+    root = tmp_path_factory.mktemp("ingest-cut-short-drained")
     return run_steps(spark, settings, root, plan, crash_in="c:error_rate")
 
 
@@ -404,3 +418,13 @@ def test_a_round_cut_short_is_run_again_as_planned_by_the_next_process(cut_short
     assert resumed["ip_requests"] == sorted(IP_REQUESTS_0 + IP_REQUESTS_1)
     assert resumed["anomalies"] == sorted(ANOMALIES_0 + ANOMALIES_1 + ANOMALIES_2)
     assert sorted(resumed["alerts"]) == sorted([f"anomaly:{SPIKE_1012}", f"anomaly:{SPIKE_1017}"])
+
+
+def test_a_round_cut_short_is_run_again_by_a_drain_that_lands_nothing(cut_short_then_drained):
+    drained = cut_short_then_drained["drained"]
+    assert "3.done" in drained["rounds"]
+    assert drained["events"] == sorted(EVENTS_0 + EVENTS_1 + EVENTS_2)  # nothing landed twice
+    assert drained["error_rate"] == sorted(ERROR_RATE_0 + ERROR_RATE_1 + ERROR_RATE_2)
+    assert drained["ip_requests"] == sorted(IP_REQUESTS_0 + IP_REQUESTS_1)
+    assert drained["anomalies"] == sorted(ANOMALIES_0 + ANOMALIES_1 + ANOMALIES_2)
+    assert sorted(drained["alerts"]) == sorted([f"anomaly:{SPIKE_1012}", f"anomaly:{SPIKE_1017}"])

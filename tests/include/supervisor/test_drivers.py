@@ -17,7 +17,7 @@ from logstream.supervisor.deploy import driver_for
 from logstream.supervisor.drivers import LocalDriver, StandaloneDriver
 from logstream.supervisor.processes import JOB_PATH
 from logstream.supervisor.state import JobRecord
-from logstream.supervisor.yarn_k8s import KubernetesDriver, YarnDriver
+from logstream.supervisor.yarn_k8s import KubernetesDriver, YarnDriver, resource_manager_url
 
 
 def record(run, driver_id: str, kind: str) -> JobRecord:
@@ -128,7 +128,7 @@ class FakeMaster:
         self.answers = answers
         self.asked: list[tuple[str, str]] = []
 
-    def __call__(self, url: str, method: str = "GET", timeout: float = 5.0) -> dict:
+    def __call__(self, url: str, method: str = "GET", timeout: float = 5.0, body=None) -> dict:
         self.asked.append((method, url))
         for suffix, answer in self.answers.items():
             if url.endswith(suffix) or suffix in url:
@@ -226,25 +226,6 @@ def test_standalone_kill_goes_through_the_rest_server(run):
     assert ("POST", "http://127.0.0.1:6066/v1/submissions/kill/driver-1") in master.asked
 
 
-# -- YARN -----------------------------------------------------------------------------------------
-
-YARN_STATUS = """\
-Application Report :
-\tApplication-Id : application_1700000000000_0007
-\tApplication-Name : logstream-stream-0123456789ab
-\tApplication-Type : SPARK
-\tState : {state}
-\tFinal-State : {final}
-\tDiagnostics : {diagnostics}
-"""
-YARN_LIST = """\
-Total number of applications (application-types: [], states: [RUNNING] and tags: []):2
-                Application-Id\t    Application-Name\t    Application-Type\t      User\t     Queue\t             State
-application_1700000000000_0007\t{name}\t               SPARK\t    hadoop\t   default\t           RUNNING
-application_1700000000000_0008\tother-job\t               SPARK\t    hadoop\t   default\t           RUNNING
-"""  # noqa: E501
-
-
 class Commands:
     """Answers (exit code, output) to the commands a driver runs, by their first differing word."""
 
@@ -260,28 +241,112 @@ class Commands:
         return 1, "unexpected command"
 
 
-def test_yarn_commands_and_states(run):
-    settings = run.replace(spark_master="yarn", spark_deploy_mode="cluster")
-    running = YARN_STATUS.format(state="RUNNING", final="UNDEFINED", diagnostics="")
-    commands = Commands(
-        {"-status": (0, running), "-list": (0, YARN_LIST.format(name=stream_app_name(settings)))}
+# -- YARN -----------------------------------------------------------------------------------------
+
+#: the ResourceManager's answers in the shape of Hadoop's REST API documentation
+#: (ResourceManagerRest: "Cluster Application API", "Cluster Applications API")
+YARN_APP = {
+    "app": {
+        "id": "application_1700000000000_0007",
+        "name": "{name}",
+        "state": "{state}",
+        "finalStatus": "{final}",
+        "diagnostics": "{diagnostics}",
+        "startedTime": 1700000000123,
+        "amHostHttpAddress": "node-3:8042",
+    }
+}
+
+
+def yarn_app(**fields) -> dict:
+    return {"app": {**YARN_APP["app"], **fields}}
+
+
+def test_yarn_asks_the_resource_managers_rest_api(run):
+    settings = run.replace(
+        spark_master="yarn", spark_deploy_mode="cluster", yarn_rm_url="http://rm:8088/"
     )
-    yarn = YarnDriver(runner=commands)
+    name = stream_app_name(settings)
+    running = yarn_app(name=name, state="RUNNING", finalStatus="UNDEFINED")
+    listed = {
+        "apps": {
+            "app": [
+                running["app"],
+                yarn_app(id="application_1700000000000_0008", name="other-job")["app"],
+            ]
+        }
+    }
+    master = FakeMaster({"/apps/application_1700000000000_0007": running, "/apps?states=": listed})
+    yarn = YarnDriver(settings, http=master, user=lambda: "etl")
     ref, _ = yarn.check(record(settings, "application_1700000000000_0007", "yarn"), settings)
-    assert ref is not None
-    assert commands.ran[-1] == ["yarn", "application", "-status", "application_1700000000000_0007"]
-    assert [r.id for r in yarn.find_running(settings)] == ["application_1700000000000_0007"]
-    failed = YARN_STATUS.format(state="FAILED", final="FAILED", diagnostics="AM container exited")
-    yarn = YarnDriver(runner=Commands({"-status": (0, failed)}))
+    assert ref is not None and ref.detail == "node-3:8042"
+    assert master.asked[-1] == (
+        "GET",
+        "http://rm:8088/ws/v1/cluster/apps/application_1700000000000_0007",
+    )
+    found = yarn.find_running(settings)
+    assert [(r.id, r.started_at) for r in found] == [
+        ("application_1700000000000_0007", 1700000000.123)
+    ]
+    assert "states=ACCEPTED,NEW,NEW_SAVING,RUNNING,SUBMITTED" in master.asked[-1][1]
+
+    failed = yarn_app(state="FAILED", finalStatus="FAILED", diagnostics="AM container exited\n...")
+    yarn = YarnDriver(settings, http=FakeMaster({"/apps/": failed}))
     ref, why = yarn.check(record(settings, "application_1700000000000_0007", "yarn"), settings)
     assert ref is None and "FAILED" in why and "AM container exited" in why
-    assert yarn.kill_command("application_1") == ["yarn", "application", "-kill", "application_1"]
+    gone = {"exception": "NotFoundException", "message": "app with id: x not found"}
+    yarn = YarnDriver(settings, http=FakeMaster({"/apps/": gone}))
+    ref, why = yarn.check(record(settings, "application_1700000000000_0007", "yarn"), settings)
+    assert ref is None and "does not know" in why
+    silent = YarnDriver(settings, http=FakeMaster({}))
+    ref, _ = silent.check(record(settings, "application_1700000000000_0007", "yarn"), settings)
+    assert ref is not None, "a ResourceManager that does not answer is no proof the job died"
+
     assert yarn.submit_conf(settings) == {
         "spark.yarn.submit.waitAppCompletion": "false",
-        "spark.app.name": stream_app_name(settings),
+        "spark.yarn.maxAppAttempts": "1",
+        "spark.app.name": name,
     }
     out = "INFO Client: Submitted application application_1700000000000_0009"
     assert yarn.parse_submission(out, settings, {}) == "application_1700000000000_0009"
+
+
+def test_yarn_kill_puts_the_killed_state(run):
+    settings = run.replace(
+        spark_master="yarn", spark_deploy_mode="cluster", yarn_rm_url="http://rm:8088"
+    )
+    asked: list[tuple[str, str, dict | None]] = []
+
+    def http(url, method="GET", body=None):
+        asked.append((method, url, body))
+        return yarn_app(state="KILLED" if len(asked) > 1 else "RUNNING", finalStatus="KILLED")
+
+    assert YarnDriver(settings, http=http, user=lambda: "etl").kill("application_1_2", settings, 0)
+    assert asked[0] == (
+        "PUT",
+        "http://rm:8088/ws/v1/cluster/apps/application_1_2/state?user.name=etl",
+        {"state": "KILLED"},
+    )
+
+
+def test_the_resource_manager_is_found_in_hadoop_conf_dir(run, tmp_path, monkeypatch):
+    settings = run.replace(spark_master="yarn", spark_deploy_mode="cluster")
+    monkeypatch.delenv("YARN_CONF_DIR", raising=False)
+    monkeypatch.setenv("HADOOP_CONF_DIR", str(tmp_path))
+    with pytest.raises(LogstreamError, match="yarn_rm_url"):
+        resource_manager_url(settings)
+    site = tmp_path / "yarn-site.xml"
+    site.write_text(
+        "<configuration><property><name>yarn.resourcemanager.hostname</name>"
+        "<value>rm.example</value></property></configuration>"
+    )
+    assert resource_manager_url(settings) == "http://rm.example:8088"
+    site.write_text(
+        "<configuration><property><name>yarn.resourcemanager.webapp.address</name>"
+        "<value>10.1.2.3:18088</value></property></configuration>"
+    )
+    assert resource_manager_url(settings) == "http://10.1.2.3:18088"
+    assert resource_manager_url(settings.replace(yarn_rm_url="http://x:1/")) == "http://x:1"
 
 
 # -- Kubernetes -----------------------------------------------------------------------------------

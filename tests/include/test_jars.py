@@ -78,7 +78,7 @@ def test_logstream_spark_jar_builds_from_scratch_and_replaces_other_builds(setti
 def test_hadoop_poms_match_the_hadoop_client_pyspark_ships():
     (client,) = (spark_home() / "jars").glob("hadoop-client-api-*.jar")
     shipped = client.name.removeprefix("hadoop-client-api-").removesuffix(".jar")
-    for bundle in ("spark-s3a", "hdfs-minicluster"):
+    for bundle in ("spark-s3a", "hdfs-minicluster", "yarn"):
         pom = (JVM_DIR / bundle / "pom.xml").read_text()
         assert re.findall(r"<hadoop.version>([^<]+)</hadoop.version>", pom) == [shipped], bundle
 

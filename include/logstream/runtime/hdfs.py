@@ -83,7 +83,10 @@ class LocalHdfs(ServerProcess):
         return {"webhdfs_url": self.webhdfs_url}
 
     def classpath(self) -> list[str]:
-        return minicluster_classpath(self.settings)
+        spark_jars = sorted((spark_home() / "jars").glob("*.jar"))
+        shared = [str(jar) for jar in spark_jars if jar.name.startswith(_SPARK_JAR_PREFIXES)]
+        bundle = [str(jar) for jar in bundle_jars(self.settings, "hdfs-minicluster")]
+        return [str(build_hdfs_main_jar(self.settings)), *bundle, *shared]
 
     def start(self, timeout: float = 180.0) -> ServerStatus:
         """Start it (idempotent) and wait until the DataNode has registered."""
@@ -133,12 +136,3 @@ class LocalHdfs(ServerProcess):
             self.log_file,
             stopped_note=f"folder {self.home}",
         )
-
-
-def minicluster_classpath(settings: Settings) -> list[str]:
-    """The launchers of ``jvm/hdfs-minicluster`` (``MiniHdfs``, ``MiniYarn``), the
-    ``hadoop-client-minicluster`` bundle and pyspark's Hadoop client and logging jars."""
-    spark_jars = sorted((spark_home() / "jars").glob("*.jar"))
-    shared = [str(jar) for jar in spark_jars if jar.name.startswith(_SPARK_JAR_PREFIXES)]
-    bundle = [str(jar) for jar in bundle_jars(settings, "hdfs-minicluster")]
-    return [str(build_hdfs_main_jar(settings)), *bundle, *shared]

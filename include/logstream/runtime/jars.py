@@ -6,7 +6,9 @@ Bundles, each described by a POM under ``jvm/``:
 * ``spark-kafka``: Spark's Kafka connector matching the pinned pyspark, with its runtime jars;
 * ``spark-s3a``: Hadoop's S3A filesystem (``s3a://``) with the AWS SDK modules it uses;
 * ``hdfs-minicluster``: Hadoop's MiniDFSCluster, the local HDFS of :mod:`logstream.runtime.hdfs`;
-* ``s3proxy``: an S3-compatible server, the local S3 of :mod:`logstream.runtime.s3`.
+* ``s3proxy``: an S3-compatible server, the local S3 of :mod:`logstream.runtime.s3`;
+* ``yarn``: Hadoop YARN's ResourceManager and NodeManager, the local YARN of
+  :mod:`logstream.runtime.yarn`.
 
 and two jars built here with the JDK's ``javac``, against the pyspark wheel's own jars so they
 always match the Spark (and Hadoop) they run with: ``logstream-spark``, the parsers' text-level
@@ -32,7 +34,7 @@ from logstream.config import PROJECT_ROOT, Settings
 from logstream.errors import MissingDependencyError
 from logstream.runtime.java import find_java
 
-BUNDLES = ("kafka-broker", "spark-kafka", "spark-s3a", "hdfs-minicluster", "s3proxy")
+BUNDLES = ("kafka-broker", "spark-kafka", "spark-s3a", "hdfs-minicluster", "s3proxy", "yarn")
 #: the bundles whose jars go on Spark's classpath
 SPARK_BUNDLES = ("spark-kafka", "spark-s3a")
 JVM_DIR = PROJECT_ROOT / "jvm"

@@ -23,11 +23,14 @@ from logstream.storage.remote import s3a_options, s3a_secret_options
 FAIR_POOLS = Path(__file__).with_name("fairscheduler.xml")
 
 
-def spark_conf(settings: Settings, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The configuration the factory applies, exposed for spark-submit and for inspection."""
+def spark_conf(
+    settings: Settings, extra: Mapping[str, str] | None = None, jars: bool = True
+) -> dict[str, str]:
+    """The configuration the factory applies, exposed for spark-submit and for inspection;
+    without ``jars``, no ``spark.jars`` (a driver that spark-submit started has them already,
+    and on a cluster node it may not see the submitter's Spark installation to list them)."""
     conf = {
         "spark.master": settings.spark_master,
-        "spark.jars": ",".join(str(jar) for jar in spark_jars(settings)),
         "spark.driver.memory": settings.spark_driver_memory,
         # spark-submit must run our Python (the venv with logstream), not the first python3 on PATH
         "spark.pyspark.python": settings.pyspark_python or sys.executable,
@@ -64,6 +67,8 @@ def spark_conf(settings: Settings, extra: Mapping[str, str] | None = None) -> di
     }
     # s3a:// endpoint, path style and region (no secrets: see build_spark_session)
     conf.update({f"spark.hadoop.{key}": value for key, value in s3a_options(settings).items()})
+    if jars:
+        conf["spark.jars"] = ",".join(str(jar) for jar in spark_jars(settings))
     if settings.spark_java_options:
         conf["spark.driver.extraJavaOptions"] = settings.spark_java_options
         conf["spark.executor.extraJavaOptions"] = settings.spark_java_options
@@ -82,9 +87,10 @@ def build_spark_session(
     if "JAVA_HOME" not in os.environ:
         # pyspark finds java on PATH too; JAVA_HOME keeps spark-submit and the provider happy
         os.environ["JAVA_HOME"] = java_home()
-    conf = spark_conf(settings, extra_conf)
-    if os.environ.get("PYSPARK_GATEWAY_PORT"):
-        # launched by spark-submit: its --master and driver memory are already in force
+    launched = bool(os.environ.get("PYSPARK_GATEWAY_PORT"))
+    conf = spark_conf(settings, extra_conf, jars=not launched)
+    if launched:
+        # launched by spark-submit: its --master, driver memory and --jars are already in force
         conf.pop("spark.master")
         conf.pop("spark.driver.memory")
     builder = SparkSession.builder.appName(app_name)

@@ -1,17 +1,17 @@
 """A local YARN on loopback: a ResourceManager and a NodeManager, each its own JVM started from
-Apache Hadoop's server classes (``hadoop-client-minicluster``, the version of the installed
-pyspark's Hadoop client): what the cluster suite runs ``spark_master=yarn`` against.
+Apache Hadoop's own server jars (the ``yarn`` bundle, ``jvm/yarn``: the Hadoop version of the
+installed pyspark): what the cluster suite runs ``spark_master=yarn`` against.
 
-The two daemons run in separate JVMs on purpose: their web apps share a static Guice filter, so
-in one JVM (MiniYARNCluster) the ResourceManager's REST API (``/ws/v1/cluster``, what the
-supervisor asks) answers with the NodeManager's pages.
+The two daemons run in separate JVMs, as on a real cluster (in one JVM, MiniYARNCluster's, their
+web apps share a static Guice filter and the ResourceManager's REST API, which the supervisor
+asks, answers with the NodeManager's pages).
 
-Its folder (default ``<state_dir>/yarn``) holds ``conf/`` (``yarn-site.xml`` and
-``core-site.xml``: point ``HADOOP_CONF_DIR`` at it), ``ports.json`` (picked at the first start
-and reused), ``{rm,nm}.pid``, ``logs/{rm,nm}.log``, ``local/`` (the NodeManager's working
+Its folder (default ``<state_dir>/yarn``) holds ``conf/`` (``yarn-site.xml``, ``core-site.xml``
+and ``log4j.properties``: point ``HADOOP_CONF_DIR`` at it), ``ports.json`` (picked at the first
+start and reused), ``{rm,nm}.pid``, ``logs/{rm,nm}.log``, ``local/`` (the NodeManager's working
 folders) and ``containers/`` (each container's ``stdout``/``stderr`` under
-``<application>/<container>/``). The cluster's default file system is the local disk;
-containers run as local processes of this user, with this machine's Java and the job's Python.
+``<application>/<container>/``). The cluster's default file system is the local disk; containers
+run as local processes of this user, with this machine's Java and the job's Python.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from xml.sax.saxutils import escape
 
 from logstream.config import Settings
 from logstream.errors import ServiceError
-from logstream.runtime.hdfs import minicluster_classpath
+from logstream.runtime.jars import bundle_jars
 from logstream.runtime.java import find_java, java_home
 from logstream.runtime.server import HOST, ServerProcess, free_port, port_open
 
@@ -48,6 +48,16 @@ _JVM_OPTIONS = (
     "--add-opens=java.base/java.nio=ALL-UNNAMED",
     "--add-opens=java.base/sun.nio.ch=ALL-UNNAMED",
 )
+#: warnings and the daemons' start and stop lines, to each daemon's log
+LOG4J = """\
+log4j.rootLogger=WARN, console
+log4j.appender.console=org.apache.log4j.ConsoleAppender
+log4j.appender.console.target=System.err
+log4j.appender.console.layout=org.apache.log4j.PatternLayout
+log4j.appender.console.layout.ConversionPattern=%d{ISO8601} %p %c{2}: %m%n
+log4j.logger.org.apache.hadoop.yarn.server.resourcemanager.ResourceManager=INFO
+log4j.logger.org.apache.hadoop.yarn.server.nodemanager.NodeManager=INFO
+"""
 _PORTS = ("rm", "scheduler", "tracker", "admin", "web", "nm", "localizer", "nm_web")
 
 
@@ -158,6 +168,7 @@ class LocalYarn:
 
     def _write_conf(self, ports: dict[str, int]) -> None:
         self.conf_dir.mkdir(parents=True, exist_ok=True)
+        (self.conf_dir / "log4j.properties").write_text(LOG4J)
         core = {"fs.defaultFS": "file:///", "hadoop.tmp.dir": str(self.home / "tmp")}
         for name, properties in (
             ("yarn-site.xml", self.site_properties(ports)),
@@ -173,7 +184,7 @@ class LocalYarn:
 
     # -- lifecycle ------------------------------------------------------------------------
     def _command(self, main_class: str) -> list[str]:
-        classpath = [str(self.conf_dir), *minicluster_classpath(self.settings)]
+        classpath = [str(self.conf_dir), *map(str, bundle_jars(self.settings, "yarn"))]
         return [find_java(), *_JVM_OPTIONS, "-cp", ":".join(classpath), main_class]
 
     def start(self, timeout: float = 180.0) -> YarnStatus:

@@ -18,11 +18,12 @@ change it. Each round, numbered 1, 2, ... per checkpoint, under ``<checkpoint>/l
    (:class:`~logstream.storage.commits.BatchTableWriter`: a re-run of ``n`` doubles nothing);
 3. ``<n>.done``: the groups' watermarks after the round (the commit point); then the alerts.
 
-A new process continues after the last ``.done``; a ``.plan`` without one is run again as it
-was planned, after the process's first landed batch, or, when it lands none (an
-``--available-now`` run with nothing new in Kafka), by the drain at its end. The open windows' rows come from the landings of this process (cached pieces,
-:class:`~logstream.stream.state.BatchMemory`) and, for the batches landed before it, from bronze,
-read once by the first round (the landing path never waits for that read).
+A new process continues after the last ``.done``; a ``.plan`` without one is run again as it was
+planned, after the process's first landed batch, or, when it lands none (an ``--available-now``
+run with nothing new in Kafka), by the drain at its end. The open windows' rows come from the
+landings of this process (cached pieces, :class:`~logstream.stream.state.BatchMemory`) and, for
+the batches landed before it, from bronze, read once by the first round (the landing path never
+waits for that read).
 """
 
 from __future__ import annotations

@@ -50,9 +50,10 @@ format: venv
 test: setup lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-# the cluster suite (tests/cluster, marker cluster): the streaming job supervised on a Spark
-# standalone cluster on loopback (a master, two workers) through driver, worker and master
-# failures, the batch jobs on it, HDFS/S3 storage and Celery Airflow; see README for its time
+# the cluster suite (tests/cluster, marker cluster): on loopback, a Spark standalone cluster (a
+# master, two workers), YARN (a ResourceManager, a NodeManager), HDFS, S3 (s3proxy) and a Celery
+# Airflow on Postgres; the streaming job supervised through driver, worker and master failures
+# and the batch jobs on the cluster, with HDFS and with S3; see README for its time
 test-cluster: setup
 	$(BIN)/pytest -m cluster tests/cluster $(PYTEST_ARGS)
 

@@ -53,6 +53,24 @@ def supervised_stream(run: Settings, topic: str, count: int, seed: int, kafka_br
     return settings, records
 
 
+def wait_for_valid(
+    run: Settings, minimum: int, what: str, output: Callable[[str], str], timeout: float = 900
+) -> None:
+    """Wait until the job landed ``minimum`` valid events; on timeout the AssertionError shows
+    the totals and ``output(driver id)`` (the driver's last log lines)."""
+    from logstream.supervisor import inspect
+
+    try:
+        wait_until(
+            f"{what}: {minimum} valid events landed",
+            lambda: ingest_totals(run).get("valid", 0) >= minimum,
+            timeout,
+        )
+    except AssertionError as exc:
+        driver = inspect(run).driver_id
+        raise AssertionError(f"{exc}; totals {ingest_totals(run)}\n{output(driver)}") from None
+
+
 def wait_until(what: str, check: Callable[[], object], timeout: float, poll: float = 1.0):
     """Poll ``check`` until it returns something truthy (returned); AssertionError naming
     ``what`` after ``timeout`` seconds."""

@@ -28,6 +28,7 @@ from logstream.supervisor import inspect, start_job, stop_job, watch_job
 from logstream.supervisor.drivers import STANDALONE_LIVE, StandaloneDriver, run_command
 from logstream.supervisor.processes import JOB_PATH, job_arguments
 from logstream.supervisor.state import read_history
+from tests.cluster import support
 from tests.cluster.support import (
     driver_jvm,
     ingest_totals,
@@ -57,17 +58,9 @@ def driver_output(cluster, driver_id: str, lines: int = 40) -> str:
 
 
 def wait_for_valid(run, cluster, minimum: int, what: str) -> None:
-    health = inspect(run)
-    try:
-        wait_until(
-            f"{what}: {minimum} valid events landed",
-            lambda: ingest_totals(run).get("valid", 0) >= minimum,
-            PROGRESS_TIMEOUT_S,
-        )
-    except AssertionError as exc:
-        raise AssertionError(
-            f"{exc}; totals {ingest_totals(run)}\n{driver_output(cluster, health.driver_id)}"
-        ) from None
+    support.wait_for_valid(
+        run, minimum, what, lambda driver: driver_output(cluster, driver), PROGRESS_TIMEOUT_S
+    )
 
 
 def watch_until_restart(run, restarts_before: int, timeout: float) -> float:

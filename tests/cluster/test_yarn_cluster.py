@@ -27,7 +27,8 @@ from logstream.supervisor import inspect, start_job, stop_job
 from logstream.supervisor.drivers import run_command
 from logstream.supervisor.processes import JOB_PATH, job_arguments, process_info
 from logstream.supervisor.yarn_k8s import YARN_LIVE, YarnDriver
-from tests.cluster.support import ingest_totals, sigkill, supervised_stream, wait_until
+from tests.cluster import support
+from tests.cluster.support import sigkill, supervised_stream
 from tests.cluster.test_stream_cluster import watch_until_restart
 from tests.exactly_once import assert_exactly_once
 from tests.helpers import produce_with_ids
@@ -96,17 +97,9 @@ def container_output(yarn: LocalYarn, app_id: str, lines: int = 40) -> str:
 
 
 def wait_for_valid(run: Settings, yarn: LocalYarn, minimum: int, what: str) -> None:
-    try:
-        wait_until(
-            f"{what}: {minimum} valid events landed",
-            lambda: ingest_totals(run).get("valid", 0) >= minimum,
-            PROGRESS_TIMEOUT_S,
-        )
-    except AssertionError as exc:
-        app = inspect(run).driver_id
-        raise AssertionError(
-            f"{exc}; totals {ingest_totals(run)}\n{container_output(yarn, app)}"
-        ) from None
+    support.wait_for_valid(
+        run, minimum, what, lambda app: container_output(yarn, app), PROGRESS_TIMEOUT_S
+    )
 
 
 def test_exactly_once_on_yarn_through_an_application_master_kill(

@@ -9,14 +9,14 @@ kills it there: one interface (:class:`JobDriver`), one implementation per deplo
   the same server (``GET /v1/submissions/status/<driver>``, ``POST /v1/submissions/kill/<driver>``);
   instances nobody recorded are found among the master's active applications (``/json/``), whose
   name carries this checkpoint root's tag and the driver's id (:func:`stream_app_name`).
-* :class:`~logstream.supervisor.yarn_k8s.YarnDriver` (``cluster`` on ``yarn``): ``yarn application
-  -status/-kill/-list``.
+* :class:`~logstream.supervisor.yarn_k8s.YarnDriver` (``cluster`` on ``yarn``): the
+  ResourceManager's REST API (application state, live applications by name, kill).
 * :class:`~logstream.supervisor.yarn_k8s.KubernetesDriver` (``cluster`` on ``k8s://``): the driver
   pod is named by the supervisor; ``spark-submit --status/--kill <namespace>:<pod>`` (a glob finds
   unrecorded pods).
 
-The YARN and Kubernetes drivers are tested at the level of the commands they build and the output
-they parse; only the local and standalone ones run against real engines here.
+The local, standalone and YARN drivers run against real engines in the tests; the Kubernetes one
+is tested at the level of the commands it builds and the output it parses.
 
 One instance across supervising hosts: a cluster driver's record is the supervisor's (local) pid
 file, but the decision "is the job running?" always asks the cluster too: a live application or

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
+import psutil
 import pytest
 import requests
 
@@ -280,12 +281,16 @@ def test_the_team_airflow_runs_as_separate_processes_on_loopback(team: TeamAirfl
         team.postgres.password_file("airflow"),
         team.redis.folder / "password",
         team.home / "secrets.json",
-        team.env_file,
     ):
         assert (secret.stat().st_mode & 0o777) == 0o600, secret
-    # every port the team listens on is on loopback (psutil: an Airflow dependency)
-    import psutil
-
+    # the components get the secrets through their environment (they answered above, so they
+    # reached Postgres and Redis), never on a command line
+    password = team.postgres.password_file("airflow").read_text().strip()
+    for name, process in team.processes.items():
+        pid = process.pid()
+        assert pid is not None, name
+        assert password not in " ".join(psutil.Process(pid).cmdline()), name
+    # every port the team listens on is on loopback
     ports = {team.settings.airflow_port, team.postgres.port, team.redis.port}
     listening = {
         (c.laddr.ip, c.laddr.port)

@@ -10,12 +10,12 @@ must share (JWT secret, API secret key, Fernet key: generated once into ``secret
 ``0600``), and every logstream setting as ``LOGSTREAM_*``, so tasks on the worker run with
 exactly the settings the team was started with.
 
-Everything lives under ``<state_dir>/airflow-team/`` (``0700``): ``run/`` (pid files and the
-components' environment, ``0600``), ``services/<component>.log`` (each process's output),
-``logs/`` (task logs), the generated admin password. Postgres and Redis keep their state in
-``<state_dir>/postgres`` and ``<state_dir>/redis`` (:mod:`logstream.runtime.postgres`,
-:mod:`logstream.runtime.redis`). The components serve no logs over HTTP (``--skip-serve-logs``):
-they share the local ``logs/`` folder, and Airflow's log servers would bind every interface.
+Everything lives under ``<state_dir>/airflow-team/`` (``0700``): ``run/`` (pid files),
+``services/<component>.log`` (each process's output), ``logs/`` (task logs), the generated admin
+password. Postgres and Redis keep their state in ``<state_dir>/postgres`` and
+``<state_dir>/redis`` (:mod:`logstream.runtime.postgres`, :mod:`logstream.runtime.redis`). The
+components serve no logs over HTTP (``--skip-serve-logs``): they share the local ``logs/``
+folder, and Airflow's log servers would bind every interface.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from pathlib import Path
 from logstream.config import PROJECT_ROOT, Settings
 from logstream.errors import ServiceError
 from logstream.runtime import airflow_local
-from logstream.runtime.postgres import PRIVATE_FILE_MODE, Database, LocalPostgres, write_secret
+from logstream.runtime.postgres import Database, LocalPostgres, write_secret
 from logstream.runtime.redis import LocalRedis
 from logstream.runtime.server import HOST, ServerProcess, port_open
 
@@ -44,12 +44,6 @@ log = logging.getLogger(__name__)
 
 DATABASE = "airflow"
 DATABASE_OWNER = "airflow"
-#: Runs ``airflow ...`` with the environment in a 0600 file (argv[1]), in place: the pid stays
-#: the component's, and no secret appears on a command line.
-EXEC_WITH_ENVIRONMENT = (
-    "import json, os, sys; "
-    "os.execve(sys.argv[2], sys.argv[2:], json.load(open(sys.argv[1], encoding='utf-8')))"
-)
 
 
 @dataclass(frozen=True)
@@ -195,7 +189,6 @@ class TeamAirflow:
             )
             for c in self.components
         }
-        self.env_file = self.home / "run" / "environment.json"
 
     # -- where things are -----------------------------------------------------------------
     @property
@@ -241,7 +234,6 @@ class TeamAirflow:
         self.postgres.start()
         self.postgres.ensure_database(DATABASE, DATABASE_OWNER)
         self.redis.start()
-        self._write_env_file(self.env())
         self.migrate()
         for component in self.components:
             self._start(component, timeout)
@@ -252,15 +244,6 @@ class TeamAirflow:
             extra={"url": self.url, "seconds": round(time.monotonic() - started, 1)},
         )
         return self.url
-
-    def _write_env_file(self, env: Mapping[str, str]) -> None:
-        self.env_file.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(
-            self.env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE
-        )
-        with os.fdopen(descriptor, "w", encoding="utf-8") as out:
-            json.dump(dict(env), out)
-        self.env_file.chmod(PRIVATE_FILE_MODE)
 
     def airflow(self, *arguments: str, timeout: float = 600.0) -> subprocess.CompletedProcess:
         """Run ``airflow <arguments>`` with the team's environment; ServiceError if it fails."""
@@ -288,16 +271,15 @@ class TeamAirflow:
         process = self.processes[component.name]
         if process.pid() is not None:
             return
-        airflow = str(Path(sys.executable).parent / "airflow")
-        command = [
-            sys.executable, "-c", EXEC_WITH_ENVIRONMENT, str(self.env_file),
-            airflow, *component.arguments,
-        ]  # fmt: skip
+        # the secrets travel in the environment (readable by this user only), never on the
+        # command line
+        command = [str(Path(sys.executable).parent / "airflow"), *component.arguments]
         process.launch(
             command,
             lambda: self._ready(component),
             timeout,
             cwd=PROJECT_ROOT,
+            env=self.env(),
             poll=1.0,
         )
 

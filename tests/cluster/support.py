@@ -14,7 +14,9 @@ from logstream.config import Settings
 from logstream.devtools.generator import GeneratorConfig, generate_logs
 from logstream.kafka.admin import ensure_topics
 from logstream.storage.fs import Storage, join
+from logstream.supervisor import watch_job
 from logstream.supervisor.processes import process_info
+from logstream.supervisor.state import read_history
 
 
 def ingest_totals(settings: Settings) -> dict:
@@ -116,3 +118,16 @@ def processes_in(folder: Path) -> list[int]:
         except OSError:
             continue
     return found
+
+
+def watch_until_restart(run, restarts_before: int, timeout: float) -> float:
+    """Run the supervisor's watch until it restarted the job once more; seconds it took."""
+    started = time.monotonic()
+    report = watch_job(
+        run,
+        timeout,
+        poll_s=1.0,
+        should_end=lambda: "restarted" if len(read_history(run)) > restarts_before else None,
+    )
+    assert report.restarts == 1, report.as_dict()
+    return time.monotonic() - started

@@ -35,6 +35,7 @@ from tests.cluster.support import (
     sigkill,
     supervised_stream,
     wait_until,
+    watch_until_restart,
 )
 from tests.exactly_once import assert_exactly_once
 from tests.helpers import produce_with_ids
@@ -61,19 +62,6 @@ def wait_for_valid(run, cluster, minimum: int, what: str) -> None:
     support.wait_for_valid(
         run, minimum, what, lambda driver: driver_output(cluster, driver), PROGRESS_TIMEOUT_S
     )
-
-
-def watch_until_restart(run, restarts_before: int, timeout: float) -> float:
-    """Run the supervisor's watch until it restarted the job once more; seconds it took."""
-    started = time.monotonic()
-    report = watch_job(
-        run,
-        timeout,
-        poll_s=1.0,
-        should_end=lambda: "restarted" if len(read_history(run)) > restarts_before else None,
-    )
-    assert report.restarts == 1, report.as_dict()
-    return time.monotonic() - started
 
 
 def worker_of(cluster, run) -> int:

@@ -28,8 +28,7 @@ from logstream.supervisor.drivers import run_command
 from logstream.supervisor.processes import JOB_PATH, job_arguments, process_info
 from logstream.supervisor.yarn_k8s import YARN_LIVE, YarnDriver
 from tests.cluster import support
-from tests.cluster.support import sigkill, supervised_stream
-from tests.cluster.test_stream_cluster import watch_until_restart
+from tests.cluster.support import sigkill, supervised_stream, watch_until_restart
 from tests.exactly_once import assert_exactly_once
 from tests.helpers import produce_with_ids
 

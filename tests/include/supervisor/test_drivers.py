@@ -248,10 +248,10 @@ class Commands:
 YARN_APP = {
     "app": {
         "id": "application_1700000000000_0007",
-        "name": "{name}",
-        "state": "{state}",
-        "finalStatus": "{final}",
-        "diagnostics": "{diagnostics}",
+        "name": "logstream-stream-0123456789ab",
+        "state": "RUNNING",
+        "finalStatus": "UNDEFINED",
+        "diagnostics": "",
         "startedTime": 1700000000123,
         "amHostHttpAddress": "node-3:8042",
     }

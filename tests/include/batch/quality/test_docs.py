@@ -39,15 +39,21 @@ def test_docs_dir_is_under_reports_dir_local_or_shared(settings, tmp_path):
         docs_dir(settings.replace(reports_dir="gs://bucket/reports"))
 
 
-def test_prune_docs_keeps_recent_pages(tmp_path):
-    old = tmp_path / "validations" / "events" / "run-a" / "old.html"
-    new = tmp_path / "validations" / "events" / "run-b" / "new.html"
+def pages_31_and_29_days_old(site):
+    """Two validation pages under ``site``, 31 and 29 days old at the returned ``now``."""
+    old = site / "validations" / "events" / "run-a" / "old.html"
+    new = site / "validations" / "events" / "run-b" / "new.html"
     for page in (old, new):
         page.parent.mkdir(parents=True)
         page.write_text("<html></html>")
     now = datetime(2026, 3, 1, tzinfo=UTC).timestamp()
     os.utime(old, (now - 31 * 86_400, now - 31 * 86_400))
     os.utime(new, (now - 29 * 86_400, now - 29 * 86_400))
+    return old, new, now
+
+
+def test_prune_docs_keeps_recent_pages(tmp_path):
+    old, new, now = pages_31_and_29_days_old(tmp_path)
     assert prune_docs(tmp_path, keep_days=30, now=now) == 1
     assert not old.parent.exists() and new.exists()
 
@@ -112,14 +118,8 @@ def test_data_docs_show_hostile_sample_values_as_text(run, spark, settings):
 def test_prune_docs_of_a_shared_site_goes_through_storage(settings, tmp_path):
     from logstream.storage.fs import Storage
 
-    old = tmp_path / "validations" / "events" / "run-a" / "old.html"
-    new = tmp_path / "validations" / "events" / "run-b" / "new.html"
-    for page in (old, new):
-        page.parent.mkdir(parents=True)
-        page.write_text("<html></html>")
-    now = datetime(2026, 3, 1, tzinfo=UTC).timestamp()
-    os.utime(old, (now - 31 * 86_400, now - 31 * 86_400))
-    os.utime(new, (now - 29 * 86_400, now - 29 * 86_400))
+    old, new, now = pages_31_and_29_days_old(tmp_path)
     site = f"file://{tmp_path}"  # a location string: the same code path as hdfs:// and s3a://
     assert prune_docs(site, keep_days=30, now=now, storage=Storage(settings)) == 1
+    assert not old.exists() and new.exists()
     assert not old.exists() and new.exists()
